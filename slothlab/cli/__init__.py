@@ -1,0 +1,28 @@
+"""The ``slothlab`` command line (and its ``sloth-runner`` alias), thin over the library.
+
+Each command lives in its own module and is added to the group here; heavy imports happen
+inside the commands, so ``slothlab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from slothlab import __version__
+from slothlab.cli._lua import lua_command
+
+__all__ = ["main", "sloth_runner"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="slothlab")
+def main() -> None:
+    """slothlab: run Lua and shell tasks, keep state and metrics, drive workflows."""
+
+
+main.add_command(lua_command)
+
+
+def sloth_runner() -> None:
+    """Entry point of the ``sloth-runner`` alias: the same commands under sloth-runner's name."""
+    main(prog_name="sloth-runner")

@@ -1,0 +1,118 @@
+"""The one exception root of slothlab and the tree under it.
+
+::
+
+    SlothlabError                  every error slothlab raises on purpose
+    ├── ConfigError                a bad setting or settings file
+    ├── MissingDependencyError     an optional extra is not installed (names the pip command)
+    ├── LuaError                   a Lua chunk failed: chunk name, line and Lua traceback
+    │   ├── LuaSyntaxError         the chunk did not compile
+    │   ├── LuaTimeoutError        the CPU budget or wall-clock limit ran out
+    │   └── LuaMemoryError         the memory cap was reached
+    ├── StateError                 the state store refused an operation
+    │   ├── StateCorruptError      the store file is not a database or is malformed
+    │   ├── StateFullError         the disk holding the store is full
+    │   ├── StateTypeError         an operation met a value of the wrong type
+    │   └── LockError              a lock could not be taken, renewed or released
+    └── WorkflowError              a workflow is malformed (cycle, unknown dependency, ...)
+
+Every message says what was wrong and, where it can, what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "LockError",
+    "LuaError",
+    "LuaMemoryError",
+    "LuaSyntaxError",
+    "LuaTimeoutError",
+    "MissingDependencyError",
+    "SlothlabError",
+    "StateCorruptError",
+    "StateError",
+    "StateFullError",
+    "StateTypeError",
+    "WorkflowError",
+]
+
+
+class SlothlabError(Exception):
+    """Root of every error slothlab raises on purpose."""
+
+
+class ConfigError(SlothlabError):
+    """A setting or the settings file is invalid."""
+
+
+class MissingDependencyError(SlothlabError, ImportError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'slothlab[{extra}]'"
+        )
+
+
+class LuaError(SlothlabError):
+    """A Lua chunk failed.
+
+    Attributes:
+        message: the Lua error message, one line where possible.
+        chunk: the chunk name (``cell``, a file name, ...), or ``None``.
+        line: the line in the chunk where the error was raised, or ``None``.
+        traceback: the Lua traceback as text ("" when there is none).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        chunk: str | None = None,
+        line: int | None = None,
+        traceback: str = "",
+    ) -> None:
+        self.message = message
+        self.chunk = chunk
+        self.line = line
+        self.traceback = traceback
+        super().__init__(message)
+
+
+class LuaSyntaxError(LuaError):
+    """The chunk did not compile."""
+
+
+class LuaTimeoutError(LuaError):
+    """The chunk ran past its CPU budget or wall-clock limit."""
+
+
+class LuaMemoryError(LuaError):
+    """The chunk reached the runtime's memory cap."""
+
+
+class StateError(SlothlabError):
+    """The state store refused an operation."""
+
+
+class StateCorruptError(StateError):
+    """The store file is not a database or is malformed; it was left untouched."""
+
+
+class StateFullError(StateError):
+    """The disk holding the store is full; nothing was written."""
+
+
+class StateTypeError(StateError):
+    """An operation met a value of the wrong type (e.g. increment of a string)."""
+
+
+class LockError(StateError):
+    """A lock could not be taken, renewed or released."""
+
+
+class WorkflowError(SlothlabError):
+    """A workflow definition is malformed (a cycle, an unknown dependency, a bad field)."""

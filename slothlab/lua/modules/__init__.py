@@ -1,0 +1,69 @@
+"""Lua modules and their registry.
+
+Built-in modules register themselves here; a plugin adds one through the entry-point group
+``slothlab.lua_modules`` (a :class:`~slothlab.lua.modules.base.LuaModule` subclass), and may
+replace a built-in of the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from slothlab.errors import SlothlabError
+from slothlab.lua.modules.base import LuaModule
+
+if TYPE_CHECKING:
+    from slothlab.lua.runtime import Capabilities
+
+__all__ = ["LuaModule", "Registry", "registry"]
+
+# Built-in modules, in install order: (module path, class name).
+_BUILTINS: list[tuple[str, str]] = []
+
+
+class Registry:
+    """Lua modules by name: built-ins first, then entry points (which may override them)."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, LuaModule] = {}
+        self._loaded = False
+
+    def register(self, module: LuaModule) -> None:
+        """Add ``module`` (or replace the one of the same name)."""
+        self._modules[module.name] = module
+
+    def get(self, name: str) -> LuaModule:
+        """The module called ``name``; the error lists the ones there are."""
+        self._load()
+        try:
+            return self._modules[name]
+        except KeyError:
+            known = ", ".join(sorted(self._modules)) or "none"
+            raise SlothlabError(f"no Lua module named {name!r}; known modules: {known}") from None
+
+    def names(self) -> list[str]:
+        """Names of every registered module, in install order."""
+        self._load()
+        return list(self._modules)
+
+    def select(self, names: Iterable[str] | None, caps: Capabilities) -> list[LuaModule]:
+        """The modules to install: ``names`` (all when None), less those lacking a capability."""
+        self._load()
+        chosen = [self.get(n) for n in names] if names is not None else self._modules.values()
+        return [m for m in chosen if m.capability is None or getattr(caps, m.capability)]
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for path, cls_name in _BUILTINS:
+            self.register(getattr(import_module(path), cls_name)())
+        for ep in entry_points(group="slothlab.lua_modules"):
+            self.register(ep.load()())
+
+
+registry = Registry()
+"""The process-wide registry every :class:`~slothlab.lua.runtime.Runtime` installs from."""
