@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tests read the shared public data in place (never copied into the project).
+export SLOTHLAB_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 
 .PHONY: demo test install check lint format typecheck bench clean
 
