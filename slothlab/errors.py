@@ -5,6 +5,7 @@
     SlothlabError                  every error slothlab raises on purpose
     ├── ConfigError                a bad setting or settings file
     ├── MissingDependencyError     an optional extra is not installed (names the pip command)
+    ├── NotebookError              a notebook magic got bad input (an unknown -i name, ...)
     ├── LuaError                   a Lua chunk failed: chunk name, line and Lua traceback
     │   ├── LuaSyntaxError         the chunk did not compile
     │   ├── LuaTimeoutError        the CPU budget or wall-clock limit ran out
@@ -29,6 +30,7 @@ __all__ = [
     "LuaSyntaxError",
     "LuaTimeoutError",
     "MissingDependencyError",
+    "NotebookError",
     "SlothlabError",
     "StateCorruptError",
     "StateError",
@@ -55,6 +57,10 @@ class MissingDependencyError(SlothlabError, ImportError):
         super().__init__(
             f"{package} is not installed; install it with: pip install 'slothlab[{extra}]'"
         )
+
+
+class NotebookError(SlothlabError):
+    """A notebook magic got bad input: an unknown ``-i`` variable, a bad name, a bad flag."""
 
 
 class LuaError(SlothlabError):
