@@ -15,7 +15,10 @@
     │   ├── StateFullError         the disk holding the store is full
     │   ├── StateTypeError         an operation met a value of the wrong type
     │   └── LockError              a lock could not be taken, renewed or released
-    └── WorkflowError              a workflow is malformed (cycle, unknown dependency, ...)
+    ├── WorkflowError              a workflow is malformed (cycle, unknown dependency, ...)
+    └── AnalyticsError             analytics got input it cannot use
+        ├── UnknownDetectorError   no anomaly detector of that name (names the known ones)
+        └── NabDataError           NAB benchmark data or scores are missing or malformed
 
 Every message says what was wrong and, where it can, what to do about it.
 """
@@ -23,6 +26,7 @@ Every message says what was wrong and, where it can, what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "AnalyticsError",
     "ConfigError",
     "LockError",
     "LuaError",
@@ -30,12 +34,14 @@ __all__ = [
     "LuaSyntaxError",
     "LuaTimeoutError",
     "MissingDependencyError",
+    "NabDataError",
     "NotebookError",
     "SlothlabError",
     "StateCorruptError",
     "StateError",
     "StateFullError",
     "StateTypeError",
+    "UnknownDetectorError",
     "WorkflowError",
 ]
 
@@ -122,3 +128,18 @@ class LockError(StateError):
 
 class WorkflowError(SlothlabError):
     """A workflow definition is malformed (a cycle, an unknown dependency, a bad field)."""
+
+
+class AnalyticsError(SlothlabError):
+    """Analytics got input it cannot use (bad series, bad parameters)."""
+
+
+class UnknownDetectorError(AnalyticsError, KeyError):
+    """No anomaly detector is registered under that name; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NabDataError(AnalyticsError):
+    """NAB benchmark data, labels or scores are missing or malformed."""
