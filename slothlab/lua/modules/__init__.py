@@ -21,7 +21,15 @@ if TYPE_CHECKING:
 __all__ = ["LuaModule", "Registry", "registry"]
 
 # Built-in modules, in install order: (module path, class name).
-_BUILTINS: list[tuple[str, str]] = []
+_BUILTINS: list[tuple[str, str]] = [
+    ("slothlab.lua.modules.state", "StateModule"),
+    ("slothlab.lua.modules.log", "LogModule"),
+    ("slothlab.lua.modules.data", "DataModule"),
+    ("slothlab.lua.modules.exec", "ExecModule"),
+    ("slothlab.lua.modules.fs", "FsModule"),
+    ("slothlab.lua.modules.workflow", "WorkflowModule"),
+    ("slothlab.lua.modules.workflow", "TaskModule"),
+]
 
 
 class Registry:
