@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from slothlab._types import Clock
 from slothlab.errors import StateCorruptError, StateError, StateFullError
@@ -160,7 +160,7 @@ class StoreCore:
             conn.close()
         self._local = _Local()
 
-    def __enter__(self) -> StoreCore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
