@@ -15,6 +15,7 @@ from slothlab.jupyter.local import (
     check_lua_name,
     notebook_output,
     run_cell,
+    run_workflow,
 )
 from slothlab.jupyter.tables import columns, is_columnar, is_tabular, to_dataframe
 
@@ -30,5 +31,6 @@ __all__ = [
     "is_tabular",
     "notebook_output",
     "run_cell",
+    "run_workflow",
     "to_dataframe",
 ]

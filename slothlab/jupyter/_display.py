@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slothlab.errors import LuaError, LuaMemoryError, LuaSyntaxError, LuaTimeoutError
 from slothlab.jupyter.tables import columns
+
+if TYPE_CHECKING:
+    from slothlab.workflow import RunResult, TaskEvent
+
+MARKS = {"success": "✓", "failed": "✗", "skipped": "–"}
 
 MAX_HTML_ROWS = 50
 
@@ -79,3 +84,49 @@ def _headline(exc: Exception) -> str:
     if isinstance(exc, LuaError):
         return f"Lua error: {exc}"
     return str(exc)
+
+
+def event_line(event: TaskEvent) -> str | None:
+    """One progress line for a finished or retried task (``None`` for the other events).
+
+    >>> from slothlab.workflow import TaskEvent, TaskResult
+    >>> event_line(TaskEvent("finish", "build", result=TaskResult("build", "success", "ok")))
+    '✓ build (0.00 s) ok'
+    """
+    if event.kind == "finish" and event.result is not None:
+        r = event.result
+        return f"{MARKS[r.status]} {r.name} ({r.duration_s:.2f} s) {r.message}".rstrip()
+    if event.kind == "retry":
+        return (
+            f"↻ {event.task} attempt {event.attempt} failed: {event.message}; "
+            f"retrying in {event.delay_s:g} s"
+        )
+    if event.kind == "complete_error":
+        return f"! {event.message}"
+    return None
+
+
+def workflow_summary(result: RunResult) -> str:
+    """One line: the verdict, the time and how many tasks ended each way.
+
+    >>> from slothlab.workflow import RunResult, TaskResult
+    >>> workflow_summary(RunResult("ci", True, {"a": TaskResult("a", "success")}, duration_s=1))
+    'workflow ci succeeded in 1.00 s: 1 success'
+    """
+    counts = {s: sum(r.status == s for r in result.tasks.values()) for s in MARKS}
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no tasks"
+    verdict = "succeeded" if result.success else "failed"
+    aborted = f" (aborted by {result.aborted_by})" if result.aborted_by else ""
+    return f"workflow {result.workflow} {verdict}{aborted} in {result.duration_s:.2f} s: {tally}"
+
+
+def workflow_failure(result: RunResult) -> str:
+    """One line naming the failed tasks and their messages.
+
+    >>> from slothlab.workflow import RunResult, TaskResult
+    >>> workflow_failure(RunResult("ci", False, {"a": TaskResult("a", "failed", "exit 1")}))
+    'workflow ci failed: a: exit 1'
+    """
+    failed = [f"{r.name}: {r.message}" for r in result.tasks.values() if r.status == "failed"]
+    reason = "; ".join(failed) or (f"aborted by {result.aborted_by}" if result.aborted_by else "")
+    return f"workflow {result.workflow} failed: {reason}".rstrip(": ")

@@ -14,9 +14,12 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from slothlab.workflow import RunResult, TaskEvent
 
 __all__ = ["CellRequest", "CellResult", "Executor"]
 
@@ -63,6 +66,11 @@ class Executor(Protocol):
 
     def run(self, request: CellRequest) -> CellResult:
         """Run one cell; a failure raises a :class:`~slothlab.errors.SlothlabError`."""
+
+    def run_workflow(
+        self, name: str | None, listener: Callable[[TaskEvent], None] | None = None
+    ) -> RunResult:
+        """Run a workflow that earlier cells defined (``name`` may be omitted when one is)."""
 
     def reset(self) -> None:
         """Forget the state cells share (the Lua globals), so the next cell starts clean."""

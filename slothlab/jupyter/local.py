@@ -27,8 +27,16 @@ from slothlab.jupyter.base import CellRequest, CellResult
 
 if TYPE_CHECKING:
     from slothlab.lua import Runtime
+    from slothlab.workflow import RunResult, TaskEvent
 
-__all__ = ["LUA_RESERVED", "LocalExecutor", "check_lua_name", "notebook_output", "run_cell"]
+__all__ = [
+    "LUA_RESERVED",
+    "LocalExecutor",
+    "check_lua_name",
+    "notebook_output",
+    "run_cell",
+    "run_workflow",
+]
 
 _KEYWORD_TEXT = """and break do else elseif end false for function goto if in local nil not or
 repeat return then true until while"""
@@ -93,6 +101,44 @@ def run_cell(
     return CellResult(values=values, elapsed_s=clock() - start)
 
 
+def run_workflow(
+    runtime: Runtime,
+    name: str | None = None,
+    *,
+    listener: Callable[[TaskEvent], None] | None = None,
+) -> RunResult:
+    """Run a workflow that code run in ``runtime`` defined with ``workflow.define``.
+
+    The engine is :class:`slothlab.workflow.Engine`, so tasks run as they do for
+    ``slothlab run``: dependency order, parallel branches, retries, timeouts.
+
+    Raises:
+        NotebookError: no workflow is defined, or several and ``name`` is None.
+        WorkflowError: ``name`` is unknown or the workflow is malformed.
+
+    >>> from slothlab.lua import Runtime
+    >>> rt = Runtime()
+    >>> _ = rt.execute('''workflow.define("hi", {tasks = {
+    ...     {name = "one", command = function() return true, "done" end}}})''')
+    >>> run_workflow(rt).tasks["one"].message
+    'done'
+    """
+    from slothlab.workflow import Engine, collect, select_workflow
+
+    specs = collect(runtime)
+    names = ", ".join(spec.name for spec in specs)
+    if not specs:
+        raise NotebookError(
+            'no workflow is defined; define one in a %%sloth cell with workflow.define("name", ...)'
+        )
+    if name is None and len(specs) > 1:
+        raise NotebookError(
+            f"several workflows are defined ({names}); run one with %sloth run NAME"
+        )
+    spec = select_workflow(specs, name, "the notebook")
+    return Engine(runtime, listener=listener).run(spec)
+
+
 def notebook_output(stream: str, text: str) -> None:
     """Output sink for notebooks: ``print`` and info logs to stdout, warnings and errors to stderr.
 
@@ -147,6 +193,14 @@ class LocalExecutor:
         runtime = self.runtime_factory() if request.fresh else self.runtime
         with _interrupt_on_sigint(runtime):
             return run_cell(runtime, request.code, request.inputs, timeout_s=request.timeout_s)
+
+    def run_workflow(
+        self, name: str | None, listener: Callable[[TaskEvent], None] | None = None
+    ) -> RunResult:
+        """Run a workflow the shared runtime's cells defined (see :func:`run_workflow`)."""
+        runtime = self.runtime
+        with _interrupt_on_sigint(runtime):
+            return run_workflow(runtime, name, listener=listener)
 
     def reset(self) -> None:
         """Drop the shared runtime; the next cell gets a new one (no globals)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keyword
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic as _magic
 from IPython.core import magic_arguments as _margs
@@ -21,11 +21,20 @@ from traitlets.config import Configurable
 
 from slothlab.config import load_settings
 from slothlab.errors import NotebookError, SlothlabError
-from slothlab.jupyter._display import Rows, error_text
+from slothlab.jupyter._display import (
+    Rows,
+    error_text,
+    event_line,
+    workflow_failure,
+    workflow_summary,
+)
 from slothlab.jupyter.base import CellRequest, Executor
 from slothlab.jupyter.local import LocalExecutor, notebook_output
 from slothlab.jupyter.tables import is_tabular, to_dataframe
 from slothlab.lua import Capabilities, Runtime
+
+if TYPE_CHECKING:
+    from slothlab.workflow import TaskEvent
 
 __all__ = ["SlothMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -117,13 +126,42 @@ class SlothMagics(Magics, Configurable):
         return value
 
     @magic_arguments(name="sloth")
-    @argument("command", choices=["reset"], help="reset: start a new Lua runtime (no globals).")
+    @argument(
+        "command",
+        choices=["reset", "run"],
+        help="reset: start a new Lua runtime (no globals); run: run a workflow defined in a cell.",
+    )
+    @argument(
+        "workflow", nargs="?", help="run: the workflow's name (needed when there are several)."
+    )
+    @argument("-o", "--out", metavar="NAME", help="run: store the RunResult in the variable NAME.")
     @line_magic("sloth")
     def sloth_line(self, line: str) -> None:
         """slothlab commands; run Lua with a %%sloth cell."""
-        parse_argstring(self.sloth_line, line)
+        args = parse_argstring(self.sloth_line, line)
+        try:
+            if args.command == "reset":
+                self._reset(args)
+            else:
+                self._run_workflow(args)
+        except SlothlabError as exc:
+            raise UsageError(error_text(exc, traceback=self.show_traceback)) from None
+
+    def _reset(self, args: Any) -> None:
+        if args.workflow is not None or args.out is not None:
+            raise NotebookError("%sloth reset takes no arguments")
         self.executor.reset()
         print("slothlab: new Lua runtime; globals cleared")
+
+    def _run_workflow(self, args: Any) -> None:
+        if args.out is not None:
+            _check_python_name(args.out)
+        result = self.executor.run_workflow(args.workflow, listener=_print_event)
+        print(workflow_summary(result))
+        if args.out is not None:
+            self._user_ns()[args.out] = result
+        if not result.success:
+            raise NotebookError(workflow_failure(result))
 
     def _request(self, args: Any, cell: str) -> CellRequest:
         if args.out is not None:
@@ -149,6 +187,12 @@ class SlothMagics(Magics, Configurable):
             raise NotebookError(
                 f"-i {name}: there is no Python variable {name!r}; define it in a cell first"
             ) from None
+
+
+def _print_event(event: TaskEvent) -> None:
+    line = event_line(event)
+    if line is not None:
+        print(line, flush=True)
 
 
 def _split_names(values: list[str]) -> list[str]:

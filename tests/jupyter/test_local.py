@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from slothlab.errors import LuaError, LuaSyntaxError, LuaTimeoutError, NotebookError
+from slothlab.errors import (
+    LuaError,
+    LuaSyntaxError,
+    LuaTimeoutError,
+    NotebookError,
+    WorkflowError,
+)
 from slothlab.jupyter import (
     LUA_RESERVED,
     CellRequest,
@@ -18,6 +24,7 @@ from slothlab.jupyter import (
     check_lua_name,
     notebook_output,
     run_cell,
+    run_workflow,
 )
 from slothlab.lua import Runtime
 
@@ -140,3 +147,35 @@ def test_ctrl_c_interrupts_the_cell_and_keeps_the_runtime(slothlab_home: Path) -
     thread.join()
     assert signal.getsignal(signal.SIGINT) is before
     assert ex.run(CellRequest("return kept")).value == "yes"
+
+
+WORKFLOWS = """
+workflow.define("build", {tasks = {
+    {name = "compile", command = function() return true, "compiled", {artifact = "app.bin"} end},
+    {name = "test", depends_on = "compile",
+     command = function(this, params, inputs)
+        return true, "tested " .. inputs.compile.artifact
+     end},
+}})
+"""
+
+
+def test_run_workflow_uses_the_engine(runtime: Runtime) -> None:
+    run_cell(runtime, WORKFLOWS)
+    events: list[str] = []
+    result = run_workflow(runtime, listener=lambda ev: events.append(f"{ev.kind}:{ev.task}"))
+    assert result.success
+    assert result.order() == ["compile", "test"]
+    assert result.tasks["test"].message == "tested app.bin"
+    assert events.count("finish:compile") == events.count("finish:test") == 1
+
+
+def test_run_workflow_needs_one_to_choose(runtime: Runtime) -> None:
+    with pytest.raises(NotebookError, match="no workflow is defined"):
+        run_workflow(runtime)
+    run_cell(runtime, WORKFLOWS + 'workflow.define("other", {tasks = {}})')
+    with pytest.raises(NotebookError, match=r"several workflows are defined \(build, other\)"):
+        run_workflow(runtime)
+    with pytest.raises(WorkflowError, match="no workflow 'nope'; it defines: build, other"):
+        run_workflow(runtime, "nope")
+    assert run_workflow(runtime, "build").success

@@ -244,3 +244,55 @@ def test_installed_modules_are_globals(shell: InteractiveShell, magics: SlothMag
         with capture_output() as cap:
             sloth(shell, "", "log.warn('careful')")
         assert "careful" in cap.stderr
+
+
+def test_run_a_workflow_defined_in_a_cell(shell: InteractiveShell) -> None:
+    sloth(
+        shell,
+        "",
+        """
+        workflow.define("deploy", {tasks = {
+            {name = "fetch", command = function() return true, "fetched" end},
+            {name = "switch", depends_on = "fetch", command = function() return true, "live" end},
+        }})
+        """,
+    )
+    with capture_output() as cap:
+        assert shell.run_line_magic("sloth", "run deploy -o run") is None
+    lines = cap.stdout.splitlines()
+    assert lines[0].startswith("✓ fetch (") and lines[0].endswith(") fetched")
+    assert lines[1].startswith("✓ switch (")
+    assert lines[2].startswith("workflow deploy succeeded in ")
+    assert lines[2].endswith(": 2 success")
+    assert shell.user_ns["run"].tasks["switch"].message == "live"
+
+
+def test_a_failed_workflow_is_a_usage_error(shell: InteractiveShell) -> None:
+    sloth(
+        shell,
+        "",
+        """workflow.define("broken", {tasks = {
+            {name = "check", command = function() return false, "disk full" end},
+            {name = "after", depends_on = "check", command = function() return true end},
+        }})""",
+    )
+    with capture_output() as cap, pytest.raises(UsageError) as info:
+        shell.run_line_magic("sloth", "run -o res")
+    assert str(info.value) == "workflow broken failed: check: disk full"
+    assert "workflow broken failed in" in cap.stdout
+    assert shell.user_ns["res"].tasks["after"].status == "skipped"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("run", "no workflow is defined"),
+        ("run ghost", "no workflow is defined"),
+        ("reset extra", "%sloth reset takes no arguments"),
+        ("run x -o 2x", "-o 2x: not a valid Python variable name"),
+    ],
+)
+def test_bad_line_commands(shell: InteractiveShell, line: str, message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        shell.run_line_magic("sloth", line)
+    assert message in str(info.value)
