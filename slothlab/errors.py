@@ -10,6 +10,9 @@
     │   ├── LuaSyntaxError         the chunk did not compile
     │   ├── LuaTimeoutError        the CPU budget or wall-clock limit ran out
     │   └── LuaMemoryError         the memory cap was reached
+    ├── MetricsError               the metrics part refused an operation
+    │   └── HistoryError           the metrics history refused an operation or an input
+    │       └── HistoryLockedError another process holds the history file (names it)
     ├── StateError                 the state store refused an operation
     │   ├── StateCorruptError      the store file is not a database or is malformed
     │   ├── StateFullError         the disk holding the store is full
@@ -28,11 +31,14 @@ from __future__ import annotations
 __all__ = [
     "AnalyticsError",
     "ConfigError",
+    "HistoryError",
+    "HistoryLockedError",
     "LockError",
     "LuaError",
     "LuaMemoryError",
     "LuaSyntaxError",
     "LuaTimeoutError",
+    "MetricsError",
     "MissingDependencyError",
     "NabDataError",
     "NotebookError",
@@ -104,6 +110,30 @@ class LuaTimeoutError(LuaError):
 
 class LuaMemoryError(LuaError):
     """The chunk reached the runtime's memory cap."""
+
+
+class MetricsError(SlothlabError):
+    """The metrics part (collector, history, health, alerts) refused an operation."""
+
+
+class HistoryError(MetricsError):
+    """The metrics history refused an operation or an input; the message says what to fix."""
+
+
+class HistoryLockedError(HistoryError):
+    """Another process holds the history file: DuckDB allows one opener per file.
+
+    Attributes:
+        path: the history file.
+        pid: the process holding it, or ``None`` when DuckDB did not say.
+        command: that process's command line (via psutil), or "" when unknown.
+    """
+
+    def __init__(self, message: str, *, path: str, pid: int | None, command: str = "") -> None:
+        self.path = path
+        self.pid = pid
+        self.command = command
+        super().__init__(message)
 
 
 class StateError(SlothlabError):

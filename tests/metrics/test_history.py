@@ -1,0 +1,177 @@
+"""MetricsHistory in one process: writes, buffering, restart, input checks and life cycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from slothlab.errors import HistoryError, HistoryLockedError
+from slothlab.metrics import MetricsHistory, Retention, Sample
+
+T0 = 1_714_521_600.0  # 2024-05-01 00:00:00 UTC
+
+
+class FakeClock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def count(history: MetricsHistory, table: str = "samples") -> int:
+    return int(history.sql(f"SELECT count(*) AS n FROM {table}")["n"][0])
+
+
+def open_history(path: Path, **kwargs: object) -> MetricsHistory:
+    kwargs.setdefault("background", False)
+    return MetricsHistory(path, **kwargs)  # type: ignore[arg-type]
+
+
+def test_samples_survive_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    with open_history(path, batch_rows=1000) as history:
+        history.write([Sample(T0 + i, "web-1", "load1", float(i)) for i in range(10)])
+        assert history.pending_rows == 10  # still buffered: close must flush it
+    with open_history(path) as history:
+        assert count(history) == 10
+        assert history.query("load1")["value"].tolist() == [float(i) for i in range(10)]
+
+
+def test_dataframe_with_datetimes_and_epoch_seconds(tmp_path: Path) -> None:
+    stamps = pd.to_datetime([T0, T0 + 1], unit="s", utc=True)
+    frame = pd.DataFrame({"ts": stamps, "host": "a", "metric": "m", "value": [1, 2]})
+    epoch = pd.DataFrame({"ts": [T0 + 2, T0 + 3.5], "host": "a", "metric": "m", "value": [3, 4]})
+    naive = frame.assign(ts=stamps.tz_localize(None) + pd.Timedelta(seconds=10))
+    with open_history(tmp_path / "h.duckdb") as history:
+        assert history.write(frame) + history.write(epoch) + history.write(naive) == 6
+        got = history.query("m")
+    assert got["ts"].dt.tz is not None and str(got["ts"].dt.tz) == "UTC"
+    seconds = [t.timestamp() - T0 for t in got["ts"]]
+    assert seconds == [0.0, 1.0, 2.0, 3.5, 10.0, 11.0]
+
+
+def test_arrow_table_with_labels_in_any_key_order(tmp_path: Path) -> None:
+    labels = pa.array(
+        [[("mount", "/"), ("dev", "sda")], [("dev", "sda"), ("mount", "/")]],
+        pa.map_(pa.string(), pa.string()),
+    )
+    table = pa.table(
+        {
+            "ts": pa.array([T0, T0 + 1]),
+            "host": pa.array(["a", "a"]).dictionary_encode(),
+            "metric": ["disk_used_ratio", "disk_used_ratio"],
+            "labels": labels,
+            "value": [0.5, 0.7],
+        }
+    )
+    with open_history(tmp_path / "h.duckdb") as history:
+        history.write(table)
+        history.write([Sample(T0 + 2, "a", "disk_used_ratio", 0.9, {"mount": "/", "dev": "sda"})])
+        series = history.query("disk_used_ratio", step=60, level="raw")
+        by_label = history.query("disk_used_ratio", labels={"mount": "/"})
+    assert len(series) == 1, "the same label set in another key order must be one series"
+    assert series["labels"][0] == {"dev": "sda", "mount": "/"}
+    assert series["value"][0] == pytest.approx(0.7)
+    assert len(by_label) == 3
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame({"timestamp": [T0], "host": ["a"], "metric": ["m"], "value": [1]}), "ts"),
+        (pd.DataFrame({"ts": [T0], "host": [None], "metric": ["m"], "value": [1.0]}), "host"),
+        (pd.DataFrame({"ts": ["x"], "host": ["a"], "metric": ["m"], "value": [1.0]}), "ts"),
+        (pd.DataFrame({"ts": [T0], "host": ["a"], "metric": ["m"], "value": ["high"]}), "value"),
+    ],
+)
+def test_bad_input_says_what_is_wrong(tmp_path: Path, frame: pd.DataFrame, message: str) -> None:
+    with open_history(tmp_path / "h.duckdb") as history:
+        with pytest.raises(HistoryError, match=message):
+            history.write(frame)
+        with pytest.raises(HistoryError, match="Samples, a pandas DataFrame or a pyarrow"):
+            history.write(42)
+        with pytest.raises(HistoryError, match="Sample objects"):
+            history.write([(T0, "a", "m", 1.0)])
+        assert count(history) == 0
+
+
+def test_flushes_by_size(tmp_path: Path) -> None:
+    with open_history(tmp_path / "h.duckdb", batch_rows=5) as history:
+        history.write([Sample(T0 + i, "a", "m", 1.0) for i in range(4)])
+        assert history.pending_rows == 4
+        history.write(Sample(T0 + 4, "a", "m", 1.0))
+        assert history.pending_rows == 0
+
+
+def test_flushes_by_age_on_write(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with open_history(tmp_path / "h.duckdb", clock=clock, flush_interval_s=5) as history:
+        history.write(Sample(T0, "a", "m", 1.0))
+        clock.now += 4.9
+        history.write(Sample(T0 + 1, "a", "m", 1.0))
+        assert history.pending_rows == 2
+        clock.now += 0.1
+        history.write(Sample(T0 + 2, "a", "m", 1.0))
+        assert history.pending_rows == 0
+
+
+def test_background_flusher_writes_when_writes_stop(tmp_path: Path) -> None:
+    import time
+
+    history = MetricsHistory(tmp_path / "h.duckdb", flush_interval_s=0.05)
+    try:
+        history.write(Sample(T0, "a", "m", 1.0))
+        deadline = time.monotonic() + 10
+        while history.pending_rows and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the state the flusher changes, with a deadline
+        assert history.pending_rows == 0
+    finally:
+        history.close()
+
+
+def test_second_owner_in_the_same_process_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    with open_history(path), pytest.raises(HistoryLockedError, match="already open in this"):
+        open_history(path)
+    open_history(path).close()  # released on close
+
+
+def test_closed_history_refuses_writes_and_close_twice_is_fine(tmp_path: Path) -> None:
+    history = open_history(tmp_path / "h.duckdb")
+    history.close()
+    history.close()
+    assert history.closed
+    with pytest.raises(HistoryError, match="closed"):
+        history.write(Sample(T0, "a", "m", 1.0))
+
+
+def test_bad_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(HistoryError, match="batch_rows"):
+        MetricsHistory(tmp_path / "h.duckdb", batch_rows=0)
+
+
+def test_from_settings_uses_home_and_retention(slothlab_home: Path) -> None:
+    from slothlab.config import Settings
+
+    settings = Settings(None, {"SLOTHLAB_HOME": str(slothlab_home)})
+    settings_env = {"SLOTHLAB_HOME": str(slothlab_home), "SLOTHLAB_METRICS_RETENTION_RAW_DAYS": "0"}
+    with MetricsHistory.from_settings(settings, background=False) as history:
+        assert history.path == (slothlab_home / "metrics.duckdb").resolve()
+        assert history.retention == Retention()
+    with MetricsHistory.from_settings(Settings(None, settings_env), background=False) as history:
+        assert history.retention.raw_s is None
+        assert history.retention.minute_s == 90 * 86400
+
+
+def test_empty_write_is_a_no_op(tmp_path: Path) -> None:
+    with open_history(tmp_path / "h.duckdb") as history:
+        assert history.write([]) == 0
+        assert history.flush() == 0
+        assert history.query("m").empty
+        assert repr(history).endswith("(0 rows pending)>")
