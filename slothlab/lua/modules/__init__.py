@@ -25,6 +25,7 @@ _BUILTINS: list[tuple[str, str]] = [
     ("slothlab.lua.modules.state", "StateModule"),
     ("slothlab.lua.modules.log", "LogModule"),
     ("slothlab.lua.modules.data", "DataModule"),
+    ("slothlab.lua.modules.data", "RequireModule"),
     ("slothlab.lua.modules.exec", "ExecModule"),
     ("slothlab.lua.modules.fs", "FsModule"),
     ("slothlab.lua.modules.workflow", "WorkflowModule"),

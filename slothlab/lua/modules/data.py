@@ -1,7 +1,7 @@
 """The ``data`` Lua module: JSON and YAML both ways (also reachable as ``require("data")``).
 
 ``parse_json(s)``, ``to_json(v, pretty?)``, ``parse_yaml(s)``, ``to_yaml(v)``. Parsing bad
-text returns ``nil, "message"``. Whole numbers stay integers. This module also installs a small
+text returns ``nil, "message"``. Whole numbers stay integers. :class:`RequireModule` is a small
 ``require`` that returns slothlab's own modules by name (``require("data")``, ``require("log")``)
 and nothing else: the sandbox has no package loader.
 
@@ -26,9 +26,28 @@ from slothlab.lua.modules.base import LuaModule
 if TYPE_CHECKING:
     from slothlab.lua.runtime import Runtime
 
-__all__ = ["REQUIRABLE", "DataModule", "parse_json", "parse_yaml", "to_json", "to_yaml"]
+__all__ = [
+    "REQUIRABLE",
+    "DataModule",
+    "RequireModule",
+    "parse_json",
+    "parse_yaml",
+    "to_json",
+    "to_yaml",
+]
 
-REQUIRABLE = ("cache", "data", "exec", "fs", "log", "metrics", "secret", "state", "system")
+REQUIRABLE = (
+    "cache",
+    "data",
+    "exec",
+    "fs",
+    "log",
+    "metrics",
+    "secret",
+    "state",
+    "system",
+    "workflow",
+)
 """Module names ``require`` hands out (when the runtime has them installed)."""
 
 MAX_TEXT = 64 << 20  # bytes of JSON / YAML text accepted by the parsers
@@ -40,7 +59,7 @@ require = function(name)
     if type(name) ~= "string" then
         error("require: the module name must be a string", 2)
     end
-    local found = allowed[name] and rawget(env, name)
+    local found = allowed[name] and env[name] -- may install a lazily loaded module
     if type(found) ~= "table" then
         error("require: no module '" .. name .. "' here; slothlab scripts may require only "
             .. "slothlab's modules (data, log, state, ...), which are also globals", 2)
@@ -110,7 +129,7 @@ def to_yaml(value: Any = None) -> Any:
 
 
 class DataModule(LuaModule):
-    """``data.parse_json`` and friends, plus a ``require`` limited to slothlab modules."""
+    """``data.parse_json`` and friends."""
 
     name = "data"
 
@@ -123,8 +142,17 @@ class DataModule(LuaModule):
             "to_yaml": to_yaml,
         }
 
+
+class RequireModule(LuaModule):
+    """A global ``require`` that hands out slothlab's modules by name, and nothing else."""
+
+    name = "require"
+
+    def functions(self, runtime: Runtime) -> Mapping[str, Callable[..., Any]]:
+        """Nothing: ``require`` is a Lua function, not a table."""
+        return {}
+
     def install(self, runtime: Runtime) -> None:
-        """Install ``data`` and the limited ``require``."""
-        super().install(runtime)
+        """Define ``require`` in the sandbox env."""
         chunk = runtime.load(_REQUIRE_LUA, "slothlab.require")
         runtime.call_raw(chunk, {name: True for name in REQUIRABLE})
