@@ -1,0 +1,41 @@
+"""Analytics: streaming anomaly detection with calibrated scores, and the NAB scorer.
+
+Detectors follow one contract (:class:`Detector` per metric, :class:`HostDetector` per host),
+are found by name in a registry fed by the ``slothlab.detectors`` entry points, and score in
+[0, 1] on an anomaly-likelihood scale. :func:`detect` scores a pandas series in one call.
+
+>>> from slothlab.analytics import get
+>>> get("default").score_batch([1.0, 2.0, 3.0]).tolist()
+[0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+try:
+    import numpy as _numpy  # noqa: F401
+except ImportError as _exc:  # pragma: no cover - the extra is installed in development
+    from slothlab.errors import MissingDependencyError
+
+    raise MissingDependencyError("numpy", "analytics") from _exc
+
+from slothlab.analytics.base import Detector, HostDetector
+from slothlab.analytics.detect import DEFAULT_THRESHOLD, detect, flagged_intervals
+from slothlab.analytics.detectors import IsolationForestDetector, NoveltyDetector, ZScoreDetector
+from slothlab.analytics.likelihood import AnomalyLikelihood
+from slothlab.analytics.registry import DetectorFactory, get, names, register
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "AnomalyLikelihood",
+    "Detector",
+    "DetectorFactory",
+    "HostDetector",
+    "IsolationForestDetector",
+    "NoveltyDetector",
+    "ZScoreDetector",
+    "detect",
+    "flagged_intervals",
+    "get",
+    "names",
+    "register",
+]
