@@ -44,10 +44,7 @@ class _Local(threading.local):
     conn: sqlite3.Connection | None = None
     generation: int = -1
     owner: str = ""
-    held: dict[str, int]
-
-    def __init__(self) -> None:
-        self.held = {}
+    owner_generation: int = -1
 
 
 class StoreCore:
@@ -81,6 +78,8 @@ class StoreCore:
         self._sweep_batch = sweep_batch
         self._next_sweep = 0.0
         self._local = _Local()
+        # the fence of each grant this store took, by (owner, name): release and renew need it
+        self._held: dict[tuple[str, str], int] = {}
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._schema_ready = False
@@ -94,8 +93,7 @@ class StoreCore:
         if conn is not None and local.generation == _fork_generation[0]:
             return conn
         conn = self._open()
-        local.conn, local.generation, local.held = conn, _fork_generation[0], {}
-        local.owner = ""
+        local.conn, local.generation = conn, _fork_generation[0]
         return conn
 
     def _open(self) -> sqlite3.Connection:
@@ -221,8 +219,9 @@ class StoreCore:
         if self._fixed_owner:
             return self._fixed_owner
         local = self._local
-        if not local.owner:
+        if local.owner_generation != _fork_generation[0]:  # a forked child is a new owner
             local.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+            local.owner_generation = _fork_generation[0]
         return local.owner
 
     @property

@@ -59,7 +59,7 @@ class LockOps(StoreCore):
             raise self._translate(exc) from None
         if row is None:
             return None
-        self._local.held[name] = row[0]
+        self._held[owner, name] = row[0]
         return row[0]  # type: ignore[no-any-return]
 
     def lock(self, name: str, timeout_s: float = 30.0, ttl_s: float | None = None) -> int | None:
@@ -86,21 +86,22 @@ class LockOps(StoreCore):
     def unlock(self, name: str) -> bool:
         """Release ``name`` if this owner still holds the grant it took; True when released."""
         check_key(name, "lock name")
-        fence = self._local.held.pop(name, None)
+        owner = self._owner()
+        fence = self._held.pop((owner, name), None)
         if fence is None:
             return False
-        owner = self._owner()
         return bool(self._run(lambda c: c.execute(sql.RELEASE, (name, owner, fence)).rowcount))
 
     def renew_lock(self, name: str, ttl_s: float = 30.0) -> bool:
         """Extend this owner's unexpired lease on ``name`` to ``ttl_s`` from now."""
         check_key(name, "lock name")
         ttl = check_ttl(ttl_s)
-        fence = self._local.held.get(name)
+        owner = self._owner()
+        fence = self._held.get((owner, name))
         if fence is None:
             return False
         now = self._clock()
-        params = (now + ttl, name, self._owner(), fence, now)
+        params = (now + ttl, name, owner, fence, now)
         return bool(self._run(lambda c: c.execute(sql.RENEW, params).rowcount))
 
     def with_lock(
