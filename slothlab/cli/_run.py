@@ -72,7 +72,10 @@ class _Progress:
         from rich.markup import escape
 
         c = self.console
-        if ev.kind == "start":
+        if ev.kind == "begin":
+            about = f" [dim]— {escape(ev.message)}[/]" if ev.message else ""
+            c.print(f"[bold]workflow {escape(ev.task)}[/]{about}")
+        elif ev.kind == "start":
             extra = f" (attempt {ev.attempt})" if ev.attempt > 1 else ""
             c.print(f"  [cyan]▶[/] {escape(ev.task)}{extra}")
         elif ev.kind == "retry":

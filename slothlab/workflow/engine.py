@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Engine", "TaskEvent", "topological_order", "validate"]
 
-EventKind = Literal["start", "retry", "finish", "complete_error"]
+EventKind = Literal["begin", "start", "retry", "finish", "complete_error"]
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,11 @@ class TaskEvent:
     """Progress of a run, for a listener (the CLI prints these).
 
     Attributes:
-        kind: ``"start"`` (an attempt begins), ``"retry"`` (an attempt failed, waiting),
+        kind: ``"begin"`` (the run starts; ``message`` is the workflow's description),
+            ``"start"`` (an attempt begins), ``"retry"`` (an attempt failed, waiting),
             ``"finish"`` (the task ended, see ``result``), ``"complete_error"`` (on_complete
             raised; ``message`` says what).
-        task: the task's name ("" for workflow-level events).
+        task: the task's name (the workflow's name for ``"begin"``, "" for on_complete).
         attempt: the attempt number (1-based; 0 when not applicable).
         message: what happened.
         result: the task's result, on ``"finish"``.
@@ -160,6 +161,7 @@ class Engine:
         """
         validate(spec)
         run = _Run(self, spec)
+        self._emit(TaskEvent("begin", spec.name, message=spec.description))
         result = run.execute()
         self._on_complete(spec, result)
         return result
@@ -401,8 +403,9 @@ class _TaskRunner:
         outputs = {"stdout": res.stdout, "stderr": res.stderr, "exit_code": res.exit_code}
         if res.timed_out:
             return False, f"timed out after {_secs(timeout)}", outputs
-        if res.success:
-            return True, "exit 0", outputs
+        if res.success:  # the last line printed says more than "exit 0"
+            last = res.stdout.strip().splitlines()[-1:]
+            return True, last[0][:200] if last else "exit 0", outputs
         tail = res.stderr.strip().splitlines()[-1:] or res.stdout.strip().splitlines()[-1:]
         return False, f"exit {res.exit_code}" + (f": {tail[0]}" if tail else ""), outputs
 

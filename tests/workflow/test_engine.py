@@ -305,8 +305,14 @@ def test_events_report_progress(harness: Harness) -> None:
         """
     )
     kinds = [(e.kind, e.task, e.attempt) for e in harness.events]
-    assert kinds == [("start", "a", 1), ("retry", "a", 1), ("start", "a", 2), ("finish", "a", 2)]
-    assert harness.events[1].delay_s == 1.0 and harness.events[1].message == "attempt 1"
+    assert kinds == [
+        ("begin", "w", 0),
+        ("start", "a", 1),
+        ("retry", "a", 1),
+        ("start", "a", 2),
+        ("finish", "a", 2),
+    ]
+    assert harness.events[2].delay_s == 1.0 and harness.events[2].message == "attempt 1"
 
 
 def test_on_complete_errors_are_reported_not_raised(harness: Harness) -> None:
