@@ -4,10 +4,11 @@ Like Numenta's AnomalyLikelihood: keep the mean and variance of raw anomaly scor
 window, average the last few raw scores, and take the Gaussian tail probability ``Q`` of that
 average. The score is ``-log10(Q) / 10`` clipped to [0, 1], so 0.5 means "one in 10^5" and 1 means
 "one in 10^10" (a log scale that, unlike ``1 - Q``, does not saturate at 1 in floating point).
+An average at or below the long-run mean scores 0.
 
 >>> lik = AnomalyLikelihood(long_window=100, short_window=1, learning=10)
->>> [round(lik.update(0.0), 3) for _ in range(50)][-1]  # an ordinary value: Q = 0.5
-0.03
+>>> [lik.update(0.0) for _ in range(50)][-1]  # not above the usual: 0
+0.0
 >>> lik.update(1.0) > 0.9
 True
 """
@@ -73,8 +74,10 @@ class AnomalyLikelihood:
         n = len(self._long)
         if self._seen >= self.learning and n:
             mean = self._sum / n
-            std = max(math.sqrt(max(self._sumsq / n - mean * mean, 0.0)), self.min_std)
-            score = tail_score((self._short_sum / len(self._short) - mean) / std)
+            excess = self._short_sum / len(self._short) - mean
+            if excess > 0.0:  # at or below the mean is not unusual: score 0, skip the tail maths
+                std = max(math.sqrt(max(self._sumsq / n - mean * mean, 0.0)), self.min_std)
+                score = tail_score(excess / std)
         self._push(raw)
         self._seen += 1
         return score
