@@ -88,7 +88,7 @@ def pick_level(step: float | None, level: str | None) -> Level:
         if level not in _BY_NAME:
             raise HistoryError(f"unknown level {level!r}; use one of {sorted(_BY_NAME)}")
         chosen = _BY_NAME[level]
-        if chosen.seconds and (step is None or step % chosen.seconds):
+        if chosen.seconds and step is not None and step % chosen.seconds:
             raise HistoryError(
                 f"level {level!r} needs a step that is a multiple of {chosen.seconds} s; "
                 f"got step={step}"
