@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from slothlab.jupyter.base import CellRequest, CellResult, Executor
 from slothlab.jupyter.local import (
-    LUA_RESERVED,
     LocalExecutor,
     check_lua_name,
     notebook_output,
@@ -20,7 +19,6 @@ from slothlab.jupyter.local import (
 from slothlab.jupyter.tables import columns, is_columnar, is_tabular, to_dataframe
 
 __all__ = [
-    "LUA_RESERVED",
     "CellRequest",
     "CellResult",
     "Executor",

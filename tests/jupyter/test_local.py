@@ -17,7 +17,6 @@ from slothlab.errors import (
     WorkflowError,
 )
 from slothlab.jupyter import (
-    LUA_RESERVED,
     CellRequest,
     CellResult,
     LocalExecutor,
@@ -26,6 +25,7 @@ from slothlab.jupyter import (
     run_cell,
     run_workflow,
 )
+from slothlab.jupyter.local import LUA_RESERVED
 from slothlab.lua import Runtime
 
 
