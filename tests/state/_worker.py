@@ -4,8 +4,10 @@ Actions:
     incr N          increment "counter" N times
     cas N           add 1 to "cas" N times with get-then-compare_swap loops
     hold NAME FILE  take lock NAME, write its fence to FILE, hold until FILE.release exists
-    wait NAME T     wait up to T seconds for lock NAME; print its fence (or "timeout")
-    bigwrite N      one transaction writing N keys, then block forever (to be killed)
+    wait NAME T     print "busy" if lock NAME is held, then wait up to T seconds for it and
+                    print its fence (or "timeout")
+    batches N       write batches of N keys, one transaction each, printing each batch's
+                    number once committed, until killed
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def _cas(store: Store, args: list[str]) -> int:
 def _hold(store: Store, args: list[str]) -> int:
     name, out = args[0], Path(args[1])
     fence = store.lock(name, timeout_s=30, ttl_s=60)
-    out.write_text(str(fence))
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(str(fence))
+    tmp.rename(out)  # atomic: the test never reads a half-written file
     release = Path(str(out) + ".release")
     deadline = time.monotonic() + 60
     while not release.exists() and time.monotonic() < deadline:
@@ -57,24 +61,30 @@ def _hold(store: Store, args: list[str]) -> int:
 
 
 def _wait(store: Store, args: list[str]) -> int:
-    fence = store.lock(args[0], timeout_s=float(args[1]), ttl_s=60)
+    fence = store.try_lock(args[0], ttl_s=60)
+    if fence is None:
+        print("busy", flush=True)  # the lock is held: from here on, lock() has to wait
+        fence = store.lock(args[0], timeout_s=float(args[1]), ttl_s=60)
     print("timeout" if fence is None else fence, flush=True)
     return 0
 
 
-def _bigwrite(store: Store, args: list[str]) -> int:
+def _batches(store: Store, args: list[str]) -> int:
+    size = int(args[0])
     conn = store._conn()
-    conn.execute("BEGIN IMMEDIATE")
-    for i in range(int(args[0])):
-        conn.execute(
-            "INSERT INTO kv (key, t, v, exp) VALUES (?, 's', ?, NULL)", (f"big:{i}", "x" * 200)
-        )
-    print("written", flush=True)  # the transaction is open and unfinished: kill me now
-    time.sleep(120)
+    for batch in range(1_000_000):
+        conn.execute("BEGIN IMMEDIATE")
+        for j in range(size):
+            conn.execute(
+                "INSERT INTO kv (key, t, v, exp) VALUES (?, 's', ?, NULL)",
+                (f"b{batch:06d}:{j}", "x" * 300),
+            )
+        conn.execute("COMMIT")
+        print(batch, flush=True)
     return 0
 
 
-_ACTIONS = {"incr": _incr, "cas": _cas, "hold": _hold, "wait": _wait, "bigwrite": _bigwrite}
+_ACTIONS = {"incr": _incr, "cas": _cas, "hold": _hold, "wait": _wait, "batches": _batches}
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
