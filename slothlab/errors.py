@@ -11,6 +11,7 @@
     │   ├── LuaTimeoutError        the CPU budget or wall-clock limit ran out
     │   └── LuaMemoryError         the memory cap was reached
     ├── MetricsError               the metrics part refused an operation
+    │   ├── AlertError             an alert rule is malformed or an alert operation was refused
     │   └── HistoryError           the metrics history refused an operation or an input
     │       └── HistoryLockedError another process holds the history file (names it)
     ├── StateError                 the state store refused an operation
@@ -29,6 +30,7 @@ Every message says what was wrong and, where it can, what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "AlertError",
     "AnalyticsError",
     "ConfigError",
     "HistoryError",
@@ -114,6 +116,10 @@ class LuaMemoryError(LuaError):
 
 class MetricsError(SlothlabError):
     """The metrics part (collector, history, health, alerts) refused an operation."""
+
+
+class AlertError(MetricsError, ValueError):
+    """An alert rule is malformed, or an alert operation (ack, resolve) was refused."""
 
 
 class HistoryError(MetricsError):

@@ -24,15 +24,28 @@ from slothlab.metrics.health import (
 )
 
 SPECS = [
-    {"name": "api", "type": "http", "url": "http://127.0.0.1:9/health", "expected_status": 200,
-     "body_regex": "ok", "latency_warning": "500ms", "interval": "15s", "timeout": 3},
+    {
+        "name": "api",
+        "type": "http",
+        "url": "http://127.0.0.1:9/health",
+        "expected_status": 200,
+        "body_regex": "ok",
+        "latency_warning": "500ms",
+        "interval": "15s",
+        "timeout": 3,
+    },
     {"name": "db", "type": "tcp", "host": "127.0.0.1", "port": 5432, "failure_threshold": 5},
-    {"name": "disk-script", "type": "command", "command": "exit 0", "nagios": True,
-     "recovery": {"command": "echo fix", "cooldown": "10m"}},
+    {
+        "name": "disk-script",
+        "type": "command",
+        "command": "exit 0",
+        "nagios": True,
+        "recovery": {"command": "echo fix", "cooldown": "10m"},
+    },
     {"name": "queue", "type": "lua", "code": "return true", "success_threshold": 2},
     {"name": "load", "type": "threshold", "key": "load.load1", "warning": 4, "critical": 8},
     {"name": "cpu", "type": "system", "critical": 99},
-]  # fmt: skip
+]
 
 
 def test_every_type_builds_with_its_settings() -> None:
@@ -112,9 +125,13 @@ def test_config_checks_run_against_real_things(tmp_path: Path) -> None:
         specs = [
             {"name": "port", "type": "tcp", "host": "127.0.0.1", "port": port},
             {"name": "cmd", "type": "command", "command": "exit 0"},
-            {"name": "lua", "type": "lua", "code": "return 'warning', 'meh'",
-             "failure_threshold": 1},
-        ]  # fmt: skip
+            {
+                "name": "lua",
+                "type": "lua",
+                "code": "return 'warning', 'meh'",
+                "failure_threshold": 1,
+            },
+        ]
         monitor = HealthMonitor(checks_from_config(specs), clock=lambda: 0.0)
         results = monitor.tick()
     assert [r.status for r in results] == ["ok", "ok", "warning"]
@@ -122,12 +139,17 @@ def test_config_checks_run_against_real_things(tmp_path: Path) -> None:
 
 
 def test_default_checks_from_a_snapshot() -> None:
-    values = {"cpu": {"percent": 90.0}, "memory": {"percent": 10.0},
-              "disk": {"/": {"percent": 50.0}, "/data": {"percent": 96.0}}}  # fmt: skip
+    values = {
+        "cpu": {"percent": 90.0},
+        "memory": {"percent": 10.0},
+        "disk": {"/": {"percent": 50.0}, "/data": {"percent": 96.0}},
+    }
     checks = default_checks(StaticSource(values), failure_threshold=1)
     assert [(c.name, c.run().status) for c in checks] == [
-        ("cpu", "warning"), ("memory", "ok"), ("disk", "critical")
-    ]  # fmt: skip
+        ("cpu", "warning"),
+        ("memory", "ok"),
+        ("disk", "critical"),
+    ]
     disk = checks[2].run()
     assert disk.details["path"] == "disk./data.percent"
     assert disk.message == "disk./data.percent = 96% (critical threshold)"

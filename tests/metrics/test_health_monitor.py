@@ -60,8 +60,12 @@ def _drive(monitor: HealthMonitor, clock: Clock, runs: int, step: float = 10.0) 
 
 def test_one_bad_sample_does_not_flip_the_state() -> None:
     clock = Clock()
-    check = Scripted("svc", ["ok", "critical", "ok", "critical", "critical", "critical", "ok"],
-                     interval_s=10, failure_threshold=3)  # fmt: skip
+    check = Scripted(
+        "svc",
+        ["ok", "critical", "ok", "critical", "critical", "critical", "ok"],
+        interval_s=10,
+        failure_threshold=3,
+    )
     monitor = HealthMonitor([check], clock=clock)
     states = _drive(monitor, clock, 7)
     assert states == ["ok", "ok", "ok", "ok", "ok", "critical", "ok"]
@@ -72,12 +76,15 @@ def test_one_bad_sample_does_not_flip_the_state() -> None:
 
 def test_success_threshold_delays_recovery() -> None:
     clock = Clock()
-    check = Scripted("svc", ["critical", "ok", "critical", "ok", "ok", "ok"],
-                     interval_s=10, failure_threshold=1, success_threshold=2)  # fmt: skip
+    check = Scripted(
+        "svc",
+        ["critical", "ok", "critical", "ok", "ok", "ok"],
+        interval_s=10,
+        failure_threshold=1,
+        success_threshold=2,
+    )
     monitor = HealthMonitor([check], clock=clock)
-    assert _drive(monitor, clock, 6) == [
-        "critical", "critical", "critical", "critical", "ok", "ok"
-    ]  # fmt: skip
+    assert _drive(monitor, clock, 6) == ["critical", "critical", "critical", "critical", "ok", "ok"]
 
 
 def test_unknown_until_confirmed_and_counts_as_ok() -> None:
@@ -108,8 +115,9 @@ def test_warning_then_critical_and_overall_status() -> None:
     clock = Clock()
     source = StaticSource({"cpu": 50.0, "disk": 50.0})
     cpu = ThresholdCheck("cpu", "cpu", warning=80, critical=95, source=source, failure_threshold=1)
-    disk = ThresholdCheck("disk", "disk", warning=80, critical=95, source=source,
-                          failure_threshold=1)  # fmt: skip
+    disk = ThresholdCheck(
+        "disk", "disk", warning=80, critical=95, source=source, failure_threshold=1
+    )
     monitor = HealthMonitor([cpu, disk], clock=clock)
     monitor.tick()
     assert health_document(monitor)[0] == 200
@@ -159,8 +167,11 @@ def test_on_change_listener_sees_confirmed_changes_only() -> None:
         [check], clock=clock, on_change=lambda n, old, new, r: changes.append((n, old, new))
     )
     _drive(monitor, clock, 4, step=30)
-    assert changes == [("svc", "unknown", "ok"), ("svc", "ok", "critical"),
-                       ("svc", "critical", "ok")]  # fmt: skip
+    assert changes == [
+        ("svc", "unknown", "ok"),
+        ("svc", "ok", "critical"),
+        ("svc", "critical", "ok"),
+    ]
 
 
 def test_duplicate_and_unknown_names() -> None:
@@ -193,8 +204,12 @@ def test_recovery_is_not_run_while_ok_or_unconfirmed(tmp_path: Path) -> None:
     clock = Clock()
     marker = tmp_path / "recovered"
     recovery = Recovery(command=f"touch {marker}", cooldown_s=0)
-    check = Scripted("svc", ["ok", "critical", "critical", "ok", "warning"], failure_threshold=3,
-                     recovery=recovery)  # fmt: skip
+    check = Scripted(
+        "svc",
+        ["ok", "critical", "critical", "ok", "warning"],
+        failure_threshold=3,
+        recovery=recovery,
+    )
     monitor = HealthMonitor([check], clock=clock)
     _drive(monitor, clock, 5, step=30)
     assert monitor.recoveries() == []

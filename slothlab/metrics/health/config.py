@@ -59,8 +59,17 @@ DEFAULT_THRESHOLDS: dict[str, tuple[str, float, float]] = {
 The disk check looks at every mounted filesystem the collector reports and judges the fullest.
 """
 
-_COMMON = {"name", "type", "interval", "interval_s", "timeout", "timeout_s",
-           "success_threshold", "failure_threshold", "recovery"}  # fmt: skip
+_COMMON = {
+    "name",
+    "type",
+    "interval",
+    "interval_s",
+    "timeout",
+    "timeout_s",
+    "success_threshold",
+    "failure_threshold",
+    "recovery",
+}
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
@@ -184,12 +193,21 @@ def _parse(file: Path, text: str) -> Any:
 _TYPES: dict[str, set[str]] = {
     "threshold": {"key", "warning", "critical", "below", "unit"},
     "system": {"metric", "warning", "critical"},
-    "http": {"url", "method", "expected_status", "body_regex", "latency_warning",
-             "latency_warning_s", "latency_critical", "latency_critical_s", "headers"},
+    "http": {
+        "url",
+        "method",
+        "expected_status",
+        "body_regex",
+        "latency_warning",
+        "latency_warning_s",
+        "latency_critical",
+        "latency_critical_s",
+        "headers",
+    },
     "tcp": {"host", "port"},
     "command": {"command", "ok_codes", "warning_codes", "nagios", "env", "cwd"},
     "lua": {"code"},
-}  # fmt: skip
+}
 
 
 def _build(

@@ -68,8 +68,13 @@ class RecoveryAttempt:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"check": self.check, "at": self.at, "kind": self.kind, "ok": self.ok,
-                "message": self.message}  # fmt: skip
+        return {
+            "check": self.check,
+            "at": self.at,
+            "kind": self.kind,
+            "ok": self.ok,
+            "message": self.message,
+        }
 
 
 @dataclass

@@ -1,0 +1,743 @@
+"""Alert rules over metric values, an alert manager with a lifecycle, acknowledgement and history.
+
+An :class:`AlertRule` compares a metric (or a callable value source) with a threshold. Like
+Prometheus, a rule with a ``for_s`` duration makes an alert *pending* first; it *fires* only
+when the condition has held that long, and is *resolved* when it stops holding. A person can
+*acknowledge* a firing alert: it is then not notified again until it resolves. Manual alerts
+(``metrics.alert(name, {level=, message=})`` in Lua) fire at once through
+:meth:`AlertManager.raise_manual`. State and history live in SQLite, so they survive restarts.
+
+>>> clock = iter([0.0, 30.0, 60.0]).__next__
+>>> manager = AlertManager(clock=clock)
+>>> manager.add_rule(AlertRule("HighLoad", "load1", ">", 4, for_s=60))
+>>> [a.state for a in manager.evaluate({"load1": 9.5})]
+['pending']
+>>> manager.evaluate({"load1": 9.0})
+[]
+>>> [(a.state, a.annotations["summary"]) for a in manager.evaluate({"load1": 8.0})]
+[('firing', 'HighLoad: load1 is 8 (> 4)')]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import operator
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from slothlab._types import Clock
+from slothlab.errors import AlertError
+from slothlab.metrics._alert_store import AlertEvent, AlertStore
+from slothlab.metrics._timefmt import ZERO_TIME, rfc3339
+from slothlab.metrics.notify import Notification, Notifier
+from slothlab.metrics.sample import Sample
+
+__all__ = [
+    "LEVELS",
+    "OPERATORS",
+    "Alert",
+    "AlertEvent",
+    "AlertManager",
+    "AlertRule",
+    "AlertState",
+    "MetricValues",
+    "parse_series",
+    "rules_from_config",
+    "series_key",
+]
+
+log = logging.getLogger("slothlab.alerts")
+
+Op: TypeAlias = Literal[">", ">=", "<", "<=", "==", "!="]
+AlertState: TypeAlias = Literal["pending", "firing", "acknowledged", "resolved"]
+"""An alert's state; ``acknowledged`` is a firing alert someone has acknowledged."""
+
+MetricValues: TypeAlias = Mapping[str, float] | Iterable[Sample]
+"""What :meth:`AlertManager.evaluate` reads: ``{series: value}`` or samples."""
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+"""The comparison operators a rule may use."""
+
+LEVELS = ("info", "warning", "error", "critical")
+"""Severities of rules and levels of manual alerts."""
+
+_FIELDS = {"name", "metric", "op", "threshold", "value", "labels", "severity", "for_s"}
+_DEFAULT_SUMMARY = "{name}: {metric} is {value:g} ({op} {threshold:g})"
+
+
+# -- series keys --------------------------------------------------------------------------------
+
+
+def series_key(name: str, labels: Mapping[str, str] | None = None) -> str:
+    """The text key of one series, Prometheus style (labels sorted).
+
+    >>> series_key("disk_used_ratio", {"mount": "/", "host": "web-1"})
+    'disk_used_ratio{host="web-1",mount="/"}'
+    >>> series_key("load1")
+    'load1'
+    """
+    if not labels:
+        return name
+    escaped = (f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{','.join(escaped)}}}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def parse_series(key: str) -> tuple[str, dict[str, str]]:
+    """Split ``name{label="value",...}`` into the name and the labels.
+
+    >>> parse_series('disk_used_ratio{mount="/", host="a,b"}')
+    ('disk_used_ratio', {'mount': '/', 'host': 'a,b'})
+    """
+    name, brace, rest = key.partition("{")
+    name = name.strip()
+    if not brace:
+        return name, {}
+    if not rest.rstrip().endswith("}"):
+        raise AlertError(f'series {key!r} has no closing brace; write name{{label="value"}}')
+    return name, _parse_labels(key, rest.rstrip()[:-1])
+
+
+def _parse_labels(key: str, body: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    i, n = 0, len(body)
+    while i < n:
+        eq = body.find("=", i)
+        if eq < 0 or eq + 1 >= n or body[eq + 1] != '"':
+            raise AlertError(f'series {key!r}: labels must look like name="value"')
+        label, j, value = body[i:eq].strip().lstrip(","), eq + 2, []
+        while j < n and body[j] != '"':
+            if body[j] == "\\" and j + 1 < n:
+                j += 1
+                value.append({"n": "\n"}.get(body[j], body[j]))
+            else:
+                value.append(body[j])
+            j += 1
+        if j >= n:
+            raise AlertError(f"series {key!r}: a label value is not closed with a quote")
+        labels[label.strip()] = "".join(value)
+        i = j + 1
+        while i < n and body[i] in ", ":
+            i += 1
+    return labels
+
+
+_Series: TypeAlias = tuple[str, dict[str, str], float]
+
+
+def _series(values: MetricValues) -> list[_Series]:
+    if isinstance(values, Mapping):
+        out = []
+        for key, value in values.items():
+            name, labels = parse_series(key)
+            out.append((name, labels, float(value)))
+        return out
+    return [(s.metric, {"host": s.host, **s.labels}, float(s.value)) for s in values]
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One alert rule.
+
+    Args:
+        name: the rule (the ``alertname`` label); unique in a manager.
+        metric: a series selector (``"load1"``, ``'disk_used_ratio{mount="/"}'``: the labels
+            given must match) or a function of no arguments returning a value (or None for
+            no data).
+        op: ``">"``, ``">="``, ``"<"``, ``"<="``, ``"=="`` or ``"!="``.
+        threshold: the number compared with.
+        for_s: how long the condition must hold before the alert fires (0: at once).
+        labels: labels added to each alert of the rule.
+        severity: ``info``, ``warning``, ``error`` or ``critical`` (also a label).
+        summary: a template for the summary annotation; fields ``{name}``, ``{metric}``,
+            ``{op}``, ``{threshold}``, ``{value}``, ``{severity}``, ``{for_s}`` and
+            ``{labels[host]}``; a missing label shows as empty.
+        description: a template like ``summary``, for the description annotation.
+
+    >>> AlertRule("Bad", "x", "=>", 1)
+    Traceback (most recent call last):
+    ...
+    slothlab.errors.AlertError: rule 'Bad': op '=>' is not one of >, >=, <, <=, ==, !=
+    """
+
+    name: str
+    metric: str | Callable[[], float | None]
+    op: str
+    threshold: float
+    for_s: float = 0.0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    severity: str = "warning"
+    summary: str = _DEFAULT_SUMMARY
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"rule {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise AlertError("an alert rule needs a non-empty name")
+        if self.op not in OPERATORS:
+            raise AlertError(f"{where}: op {self.op!r} is not one of {', '.join(OPERATORS)}")
+        if not _is_number(self.threshold):
+            raise AlertError(f"{where}: threshold must be a number, got {self.threshold!r}")
+        if not _is_number(self.for_s) or self.for_s < 0:
+            raise AlertError(f"{where}: for_s must be seconds (0 or more), got {self.for_s!r}")
+        if self.severity not in LEVELS:
+            raise AlertError(f"{where}: severity {self.severity!r} is not one of {LEVELS}")
+        if not (callable(self.metric) or (isinstance(self.metric, str) and self.metric.strip())):
+            raise AlertError(f"{where}: metric must be a series name or a function")
+        if isinstance(self.metric, str):
+            parse_series(self.metric)
+        for template in (self.summary, self.description):
+            _check_template(where, template)
+
+    @property
+    def selector(self) -> tuple[str, dict[str, str]] | None:
+        """``(metric name, labels to match)``, or None for a callable source."""
+        return None if callable(self.metric) else parse_series(self.metric)
+
+    def metric_text(self) -> str:
+        """The metric as shown in messages."""
+        if callable(self.metric):
+            return getattr(self.metric, "__name__", "value")
+        return self.metric
+
+    def holds(self, value: float) -> bool:
+        """True when ``value`` meets the condition (NaN never does).
+
+        >>> AlertRule("r", "x", ">=", 0.9).holds(0.95)
+        True
+        """
+        return not math.isnan(value) and OPERATORS[self.op](value, self.threshold)
+
+    def matches(self, values: list[_Series]) -> list[tuple[dict[str, str], float]] | None:
+        """The ``(labels, value)`` series this rule looks at; None when its metric is absent."""
+        if callable(self.metric):
+            value = self.metric()
+            return None if value is None else [({}, float(value))]
+        name, wanted = parse_series(self.metric)
+        named = [(labels, v) for n, labels, v in values if n == name]
+        if not named:
+            return None
+        return [(ls, v) for ls, v in named if all(ls.get(k) == w for k, w in wanted.items())]
+
+    def render(self, template: str, labels: Mapping[str, str], value: float | None) -> str:
+        """Fill a template for one alert of this rule."""
+        fields = {
+            "name": self.name,
+            "metric": self.metric_text(),
+            "op": self.op,
+            "threshold": self.threshold,
+            "value": value if value is not None else math.nan,
+            "labels": _Labels(labels),
+            "severity": self.severity,
+            "for_s": self.for_s,
+        }
+        try:
+            return string.Formatter().vformat(template, (), fields)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            return f"{template} (template error: {exc})"
+
+
+class _Labels(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _check_template(where: str, template: str) -> None:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise AlertError(f"{where}: template {template!r} is malformed: {exc}") from None
+    for _, field_name, _, _ in parsed:
+        if field_name is None:
+            continue
+        root = field_name.split(".")[0].split("[")[0]
+        if root not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise AlertError(f"{where}: template field {{{root}}} is unknown; known: {known}")
+
+
+def _is_number(value: Any) -> bool:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and math.isfinite(value)
+
+
+def rules_from_config(specs: Iterable[Mapping[str, Any]]) -> list[AlertRule]:
+    """Build rules from plain data (a TOML ``[[alerts]]`` array, JSON, YAML).
+
+    Each spec has ``name``, then either ``metric``, ``op`` and ``threshold`` or an ``expr``
+    like ``'disk_used_ratio{mount="/"} > 0.9'``; optional ``for`` (seconds or ``"5m"``),
+    ``labels``, ``severity``, ``summary``, ``description``.
+
+    >>> (rule,) = rules_from_config([{"name": "Full", "expr": "disk_used_ratio >= 0.9",
+    ...                               "for": "5m", "severity": "critical"}])
+    >>> rule.metric, rule.op, rule.threshold, rule.for_s
+    ('disk_used_ratio', '>=', 0.9, 300.0)
+    """
+    from slothlab.metrics.health.config import parse_seconds
+
+    allowed = {
+        "name",
+        "metric",
+        "op",
+        "threshold",
+        "expr",
+        "for",
+        "for_s",
+        "labels",
+        "severity",
+        "summary",
+        "description",
+    }
+    rules = []
+    for spec in specs:
+        name = spec.get("name", "?")
+        unknown = set(spec) - allowed
+        if unknown:
+            raise AlertError(
+                f"rule {name!r}: unknown keys {sorted(unknown)}; allowed: "
+                f"{', '.join(sorted(allowed))}"
+            )
+        args = {k: spec[k] for k in ("metric", "op", "threshold") if k in spec}
+        if "expr" in spec:
+            args.update(_parse_expr(name, spec["expr"]))
+        for key in ("labels", "severity", "summary", "description"):
+            if key in spec:
+                args[key] = spec[key]
+        duration = spec.get("for", spec.get("for_s", 0))
+        args["for_s"] = parse_seconds(duration, f"rule {name!r} for")
+        missing = {"metric", "op", "threshold"} - set(args)
+        if missing:
+            raise AlertError(f"rule {name!r}: missing {sorted(missing)} (or give expr=)")
+        rules.append(AlertRule(name=name, **args))
+    return rules
+
+
+def _parse_expr(name: str, expr: Any) -> dict[str, Any]:
+    if isinstance(expr, str):
+        for op in (">=", "<=", "==", "!=", ">", "<"):
+            left, found, right = expr.rpartition(op)
+            if found and "}" not in right:
+                try:
+                    return {"metric": left.strip(), "op": op, "threshold": float(right)}
+                except ValueError:
+                    break
+    raise AlertError(f"rule {name!r}: expr {expr!r} must look like 'metric{{label=\"v\"}} > 0.9'")
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert instance (a rule and one series, or a manual alert), as seen at one moment.
+
+    Attributes:
+        fingerprint: a stable id from the name and labels.
+        name: the rule or manual alert name.
+        state: ``pending``, ``firing``, ``acknowledged`` or ``resolved``.
+        labels: ``alertname``, ``severity``, the series' labels and the rule's labels.
+        annotations: ``summary`` and ``description``.
+        value: the latest value (manual alerts: None).
+        active_at: when the condition first held.
+        fired_at: when it started firing.
+        resolved_at: when it resolved.
+        acked_by, acked_at, ack_note: who acknowledged it, when, and why.
+        manual: raised by hand (``raise_manual``) rather than by a rule.
+    """
+
+    fingerprint: str
+    name: str
+    state: AlertState
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    value: float | None
+    active_at: float
+    fired_at: float | None = None
+    resolved_at: float | None = None
+    acked_by: str | None = None
+    acked_at: float | None = None
+    ack_note: str | None = None
+    last_notified_at: float | None = None
+    manual: bool = False
+
+    @property
+    def severity(self) -> str:
+        """The ``severity`` label."""
+        return self.labels.get("severity", "warning")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with RFC 3339 times next to the epoch ones."""
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["labels"], data["annotations"] = dict(self.labels), dict(self.annotations)
+        data["starts_at"] = rfc3339(self.fired_at or self.active_at)
+        data["ends_at"] = rfc3339(self.resolved_at) if self.resolved_at else None
+        return data
+
+    def to_webhook(self) -> dict[str, Any]:
+        """This alert in Alertmanager's webhook shape (``status``, ``startsAt``, ...)."""
+        return {
+            "status": "resolved" if self.state == "resolved" else "firing",
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": rfc3339(self.fired_at or self.active_at),
+            "endsAt": rfc3339(self.resolved_at) if self.resolved_at else ZERO_TIME,
+            "generatorURL": "",
+            "fingerprint": self.fingerprint,
+        }
+
+
+def _fingerprint(labels: Mapping[str, str]) -> str:
+    text = json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _public_state(row: Mapping[str, Any]) -> AlertState:
+    if row["state"] == "firing" and row.get("acked_at") is not None:
+        return "acknowledged"
+    state: AlertState = row["state"]
+    return state
+
+
+def _to_alert(row: Mapping[str, Any]) -> Alert:
+    fields = {k: row[k] for k in Alert.__dataclass_fields__ if k in row and k != "state"}
+    return Alert(state=_public_state(row), **fields)
+
+
+class AlertManager:
+    """Evaluates rules, keeps alert states, sends notifications and keeps a history.
+
+    Args:
+        rules: the rules to start with.
+        path: the SQLite file of states and history (None: in memory, lost at exit). Active
+            alerts are loaded back from it, so a restart neither forgets nor re-notifies them.
+        notifiers: where notifications go (see :mod:`slothlab.metrics.notify`).
+        clock: wall-clock seconds (default ``time.time``).
+        repeat_interval_s: a firing alert that nobody acknowledged is notified again this
+            often (Alertmanager's ``repeat_interval``).
+        max_events: history entries kept.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[AlertRule] = (),
+        *,
+        path: str | Path | None = None,
+        notifiers: Iterable[Notifier] = (),
+        clock: Clock = time.time,
+        repeat_interval_s: float = 4 * 3600.0,
+        max_events: int = 10_000,
+    ) -> None:
+        self.clock = clock
+        self.repeat_interval_s = repeat_interval_s
+        self.notifiers: list[Notifier] = list(notifiers)
+        self._store = AlertStore(path, max_events=max_events)
+        self._rules: dict[str, AlertRule] = {}
+        self._lock = threading.RLock()
+        self._active: dict[str, dict[str, Any]] = {
+            row["fingerprint"]: row for row in self._store.load(("pending", "firing"), 100_000)
+        }
+        for rule in rules:
+            self.add_rule(rule)
+
+    # -- rules ------------------------------------------------------------------------------------
+
+    def add_rule(self, rule: AlertRule) -> None:
+        """Add a rule (names are unique)."""
+        with self._lock:
+            if rule.name in self._rules:
+                raise AlertError(f"an alert rule named {rule.name!r} exists; names are unique")
+            self._rules[rule.name] = rule
+
+    def remove_rule(self, name: str, now: float | None = None) -> None:
+        """Remove a rule; its active alerts resolve (and are notified as resolved)."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            if name not in self._rules:
+                raise AlertError(f"no alert rule named {name!r}; rules: {sorted(self._rules)}")
+            del self._rules[name]
+            changed = [
+                self._resolve(fp, now)
+                for fp, row in list(self._active.items())
+                if row["name"] == name and not row["manual"]
+            ]
+        self._send([a for a in changed if a is not None], now)
+
+    @property
+    def rules(self) -> dict[str, AlertRule]:
+        """The rules by name (a copy)."""
+        with self._lock:
+            return dict(self._rules)
+
+    # -- evaluation -------------------------------------------------------------------------------
+
+    def evaluate(self, values: MetricValues, now: float | None = None) -> list[Alert]:
+        """Evaluate every rule on ``values``; return the alerts whose state changed.
+
+        ``values`` maps series keys (``name`` or ``name{label="v"}``) to numbers, or is an
+        iterable of :class:`~slothlab.metrics.sample.Sample` (their host becomes a label).
+        A rule whose metric is absent from ``values`` is skipped (its alerts keep their
+        state); an alert whose series vanished while its metric is present resolves.
+        """
+        now = self.clock() if now is None else now
+        series = _series(values)
+        with self._lock:
+            changed: list[Alert] = []
+            for rule in self._rules.values():
+                changed.extend(self._evaluate_rule(rule, series, now))
+            repeats = self._repeats(now)
+        self._send(changed + repeats, now)
+        return changed
+
+    def _evaluate_rule(self, rule: AlertRule, series: list[_Series], now: float) -> list[Alert]:
+        try:
+            matched = rule.matches(series)
+        except Exception as exc:  # a value source that fails is "no data", not a crash
+            log.warning("alert rule %r: value source failed: %s", rule.name, exc)
+            return []
+        if matched is None:
+            return []
+        changed, seen = [], set()
+        for series_labels, value in matched:
+            labels = {
+                **series_labels,
+                **rule.labels,
+                "alertname": rule.name,
+                "severity": rule.severity,
+            }
+            fp = _fingerprint(labels)
+            seen.add(fp)
+            alert = self._step(rule, fp, labels, value, now)
+            if alert is not None:
+                changed.append(alert)
+        for fp, row in list(self._active.items()):
+            if row["name"] == rule.name and not row["manual"] and fp not in seen:
+                alert = self._clear(fp, now)
+                if alert is not None:
+                    changed.append(alert)
+        return changed
+
+    def _step(
+        self, rule: AlertRule, fp: str, labels: dict[str, str], value: float, now: float
+    ) -> Alert | None:
+        row = self._active.get(fp)
+        if not rule.holds(value):
+            return self._clear(fp, now) if row is not None else None
+        annotations = {"summary": rule.render(rule.summary, labels, value)}
+        if rule.description:
+            annotations["description"] = rule.render(rule.description, labels, value)
+        if row is None:
+            row = {
+                "fingerprint": fp,
+                "name": rule.name,
+                "labels": labels,
+                "state": "pending",
+                "active_at": now,
+                "manual": False,
+            }
+            self._active[fp] = row
+        row["value"], row["annotations"] = value, annotations
+        if row["state"] == "pending" and now - row["active_at"] >= rule.for_s:
+            row["state"], row["fired_at"] = "firing", now
+            return self._commit(row, "firing", now)
+        if row["state"] == "pending" and row["active_at"] == now:
+            return self._commit(row, "pending", now)
+        return None  # no change: the store is written on changes only
+
+    def _clear(self, fp: str, now: float) -> Alert | None:
+        row = self._active[fp]
+        if row["state"] == "pending":  # it never fired: drop it quietly
+            del self._active[fp]
+            row["state"], row["resolved_at"] = "inactive", now
+            self._store.save(row)
+            self._store.add_event(
+                now, fp, row["name"], "inactive", "inactive", row.get("value"), ""
+            )
+            return None
+        return self._resolve(fp, now)
+
+    def _resolve(self, fp: str, now: float) -> Alert | None:
+        row = self._active.pop(fp, None)
+        if row is None:
+            return None
+        row["state"], row["resolved_at"] = "resolved", now
+        return self._commit(row, "resolved", now)
+
+    def _commit(self, row: dict[str, Any], event: str, now: float, detail: str = "") -> Alert:
+        self._store.save(row)
+        self._store.add_event(
+            now, row["fingerprint"], row["name"], event, row["state"], row.get("value"), detail
+        )
+        return _to_alert(row)
+
+    def _repeats(self, now: float) -> list[Alert]:
+        due = []
+        for row in self._active.values():
+            last = row.get("last_notified_at")
+            if row["state"] != "firing" or row.get("acked_at") is not None or last is None:
+                continue
+            if now - last >= self.repeat_interval_s:
+                due.append(_to_alert(row))
+        return due
+
+    # -- manual alerts, ack, resolve -------------------------------------------------------------
+
+    def raise_manual(
+        self,
+        name: str,
+        level: str = "warning",
+        message: str = "",
+        labels: Mapping[str, str] | None = None,
+        now: float | None = None,
+    ) -> Alert:
+        """Fire an alert by hand (Lua's ``metrics.alert``); it stays until :meth:`resolve`.
+
+        Raising the same name and labels again updates the message; it notifies again only
+        when the level changed or the repeat interval passed, and not when acknowledged.
+        """
+        if level not in LEVELS:
+            raise AlertError(f"alert level {level!r} is not one of {', '.join(LEVELS)}")
+        if not isinstance(name, str) or not name.strip():
+            raise AlertError("a manual alert needs a non-empty name")
+        now = self.clock() if now is None else now
+        full = {
+            **{str(k): str(v) for k, v in (labels or {}).items()},
+            "alertname": name,
+            "severity": level,
+        }
+        identity = {k: v for k, v in full.items() if k != "severity"}
+        fp = _fingerprint(identity)
+        with self._lock:
+            row = self._active.get(fp)
+            renotify = row is not None and row["labels"].get("severity") != level
+            if row is None:
+                row = {
+                    "fingerprint": fp,
+                    "name": name,
+                    "state": "firing",
+                    "active_at": now,
+                    "fired_at": now,
+                    "manual": True,
+                    "value": None,
+                }
+                self._active[fp] = row
+                renotify = True
+            row["labels"], row["annotations"] = full, {"summary": message or name}
+            alert = self._commit(row, "firing" if renotify else "raised", now, message)
+        if renotify and row.get("acked_at") is None:
+            self._send([alert], now)
+        return alert
+
+    def ack(self, target: str, by: str, note: str = "", now: float | None = None) -> list[Alert]:
+        """Acknowledge the firing alert(s) of ``target`` (a fingerprint or a name).
+
+        An acknowledged alert is not notified again until it resolves.
+        """
+        if not isinstance(by, str) or not by.strip():
+            raise AlertError("say who acknowledges: ack(target, by='alice')")
+        now = self.clock() if now is None else now
+        with self._lock:
+            rows = self._find(target, ("firing",))
+            for row in rows:
+                row["acked_by"], row["acked_at"], row["ack_note"] = by, now, note
+            return [
+                self._commit(r, "acknowledged", now, f"{by}: {note}".rstrip(": ")) for r in rows
+            ]
+
+    def resolve(self, target: str, now: float | None = None) -> list[Alert]:
+        """Resolve the active alert(s) of ``target`` (a fingerprint or a name) by hand."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            rows = self._find(target, ("pending", "firing"))
+            alerts = [a for r in rows if (a := self._resolve(r["fingerprint"], now)) is not None]
+        self._send(alerts, now)
+        return alerts
+
+    def _find(self, target: str, states: tuple[str, ...]) -> list[dict[str, Any]]:
+        rows = [
+            r
+            for fp, r in self._active.items()
+            if (fp == target or r["name"] == target) and r["state"] in states
+        ]
+        if not rows:
+            active = sorted({r["name"] for r in self._active.values()}) or ["none"]
+            raise AlertError(
+                f"no {'/'.join(states)} alert {target!r}; active alerts: {', '.join(active)}"
+            )
+        return rows
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def active(self) -> list[Alert]:
+        """Pending, firing and acknowledged alerts."""
+        with self._lock:
+            return sorted(
+                (_to_alert(r) for r in self._active.values()), key=lambda a: (a.name, a.fingerprint)
+            )
+
+    def alerts(self, limit: int = 1000) -> list[Alert]:
+        """Every alert the store remembers (active and resolved), newest first."""
+        rows = self._store.load(("pending", "firing", "resolved"), limit)
+        return [_to_alert(r) for r in rows]
+
+    def history(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
+        """Lifecycle events (pending, firing, acknowledged, resolved, ...), oldest first."""
+        return self._store.events(name, limit)
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    def _send(self, alerts: list[Alert], now: float) -> None:
+        to_send = [a for a in alerts if a.state in ("firing", "resolved")]
+        if not to_send:
+            return
+        with self._lock:
+            for alert in to_send:
+                row = self._active.get(alert.fingerprint)
+                if row is not None:
+                    row["last_notified_at"] = now
+                    self._store.save(row)
+        for status in ("firing", "resolved"):
+            batch = [a for a in to_send if a.state == status]
+            if batch:
+                self._dispatch(Notification(status, tuple(batch), now))
+
+    def _dispatch(self, notification: Notification) -> None:
+        for notifier in self.notifiers:
+            try:
+                notifier.notify(notification)
+            except Exception:  # one broken notifier must not stop evaluation or the others
+                log.exception("alert notifier %r failed", notifier)
+
+    def close(self) -> None:
+        """Close the store and every notifier that can be closed."""
+        for notifier in self.notifiers:
+            close = getattr(notifier, "close", None)
+            if callable(close):
+                close()
+        self._store.close()
+
+    def __enter__(self) -> AlertManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
