@@ -24,6 +24,7 @@ __all__ = ["LuaModule", "Registry", "registry"]
 _BUILTINS: list[tuple[str, str]] = [
     ("slothlab.lua.modules.state", "StateModule"),
     ("slothlab.lua.modules.log", "LogModule"),
+    ("slothlab.lua.modules.metrics", "MetricsModule"),
     ("slothlab.lua.modules.data", "DataModule"),
     ("slothlab.lua.modules.data", "RequireModule"),
     ("slothlab.lua.modules.exec", "ExecModule"),
