@@ -11,6 +11,8 @@
     │   ├── LuaTimeoutError        the CPU budget or wall-clock limit ran out
     │   └── LuaMemoryError         the memory cap was reached
     ├── MetricsError               the metrics part refused an operation
+    │   ├── MetricNameError        a metric or tag name is invalid (says what is allowed)
+    │   ├── CustomMetricError      a custom metric update was refused (type, value, tags)
     │   ├── AlertError             an alert rule is malformed or an alert operation was refused
     │   └── HistoryError           the metrics history refused an operation or an input
     │       └── HistoryLockedError another process holds the history file (names it)
@@ -33,6 +35,7 @@ __all__ = [
     "AlertError",
     "AnalyticsError",
     "ConfigError",
+    "CustomMetricError",
     "HistoryError",
     "HistoryLockedError",
     "LockError",
@@ -40,6 +43,7 @@ __all__ = [
     "LuaMemoryError",
     "LuaSyntaxError",
     "LuaTimeoutError",
+    "MetricNameError",
     "MetricsError",
     "MissingDependencyError",
     "NabDataError",
@@ -120,6 +124,14 @@ class MetricsError(SlothlabError):
 
 class AlertError(MetricsError, ValueError):
     """An alert rule is malformed, or an alert operation (ack, resolve) was refused."""
+
+
+class MetricNameError(MetricsError, ValueError):
+    """A metric or tag name is not valid; the message says what is allowed."""
+
+
+class CustomMetricError(MetricsError, ValueError):
+    """A custom metric update was refused: wrong type for the name, bad value or tags."""
 
 
 class HistoryError(MetricsError):
