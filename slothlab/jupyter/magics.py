@@ -60,10 +60,12 @@ class SlothMagics(Magics, Configurable):
     """
 
     timeout = Float(
-        0.0, help="Seconds a cell may run before it is stopped (0: no limit); --timeout overrides."
+        0.0,
+        min=0.0,
+        help="Seconds a cell may run before it is stopped (0: no limit); --timeout overrides.",
     ).tag(config=True)
     max_memory_mb = Int(
-        help="Memory cap of the Lua runtime in MB; applies from the next %sloth reset."
+        min=1, help="Memory cap of the Lua runtime in MB; applies from the next %sloth reset."
     ).tag(config=True)
     show_traceback = Bool(False, help="Show the Lua traceback under a Lua error.").tag(config=True)
     interactive = Bool(

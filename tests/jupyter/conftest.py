@@ -27,6 +27,7 @@ def shell(bare_shell: InteractiveShell, slothlab_home: Path) -> Iterator[Interac
     load_ipython_extension(bare_shell)
     yield bare_shell
     unload_ipython_extension(bare_shell)
+    bare_shell.config.pop("SlothMagics", None)  # %config writes here; the next test starts clean
     for name in set(bare_shell.user_ns) - before:
         del bare_shell.user_ns[name]
 

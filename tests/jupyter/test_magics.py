@@ -296,3 +296,11 @@ def test_bad_line_commands(shell: InteractiveShell, line: str, message: str) -> 
     with pytest.raises(UsageError) as info:
         shell.run_line_magic("sloth", line)
     assert message in str(info.value)
+
+
+def test_settings_refuse_out_of_range_values(shell: InteractiveShell, magics: SlothMagics) -> None:
+    with capture_output():
+        shell.run_cell("%config SlothMagics.max_memory_mb = 0")
+        shell.run_cell("%config SlothMagics.timeout = -5")
+    assert magics.max_memory_mb >= 1
+    assert magics.timeout == 0.0
