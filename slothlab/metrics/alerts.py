@@ -76,6 +76,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 LEVELS = ("info", "warning", "error", "critical")
 """Severities of rules and levels of manual alerts."""
 
+_LUA_FIELDS = {"name", "level", "message", "timestamp", "source"}
 _FIELDS = {"name", "metric", "op", "threshold", "value", "labels", "severity", "for_s"}
 _DEFAULT_SUMMARY = "{name}: {metric} is {value:g} ({op} {threshold:g})"
 
@@ -647,6 +648,30 @@ class AlertManager:
         if renotify and row.get("acked_at") is None:
             self._send([alert], now)
         return alert
+
+    def lua_hook(self) -> Callable[[Mapping[str, Any]], None]:
+        """A function for the Lua runtime's ``alerts`` context hook (``metrics.alert``).
+
+        It takes the alert table Lua built (``name``, ``level``, ``message`` and any other
+        fields) and raises a manual alert; other scalar fields become labels.
+
+        >>> manager = AlertManager(clock=lambda: 0.0)
+        >>> manager.lua_hook()({"name": "backup", "level": "warn", "message": "slow", "db": "a"})
+        >>> [(a.name, a.severity, a.labels["db"]) for a in manager.active()]
+        [('backup', 'warning', 'a')]
+        """
+
+        def hook(fields: Mapping[str, Any]) -> None:
+            level = str(fields.get("level", "warning")).lower()
+            level = {"warn": "warning", "crit": "critical", "err": "error"}.get(level, level)
+            labels = {
+                str(k): str(v)
+                for k, v in fields.items()
+                if k not in _LUA_FIELDS and isinstance(v, str | int | float | bool)
+            }
+            self.raise_manual(str(fields["name"]), level, str(fields.get("message", "")), labels)
+
+        return hook
 
     def ack(self, target: str, by: str, note: str = "", now: float | None = None) -> list[Alert]:
         """Acknowledge the firing alert(s) of ``target`` (a fingerprint or a name).

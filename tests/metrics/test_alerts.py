@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slothlab.errors import AlertError
+from slothlab.errors import AlertError, LuaError
 from slothlab.metrics import Sample
 from slothlab.metrics.alerts import (
     AlertManager,
@@ -358,3 +358,24 @@ def test_alert_documents() -> None:
     assert hook["endsAt"] == "0001-01-01T00:00:00Z"
     assert hook["annotations"]["description"] == "up is 0.0"
     assert alert.to_dict()["ends_at"] is None
+
+
+# -- Lua ----------------------------------------------------------------------------------------
+
+
+def test_lua_metrics_alert_goes_through_the_manager(
+    manager: AlertManager, sent: list[Notification]
+) -> None:
+    from slothlab.lua import Runtime
+
+    runtime = Runtime(context={"alerts": manager.lua_hook()}, output=lambda s, t: None)
+    runtime.execute(
+        "metrics.alert('disk_full', {level = 'critical', message = 'full', mount = '/'})"
+    )
+    (alert,) = manager.active()
+    assert (alert.name, alert.severity, alert.manual) == ("disk_full", "critical", True)
+    assert alert.labels["mount"] == "/"
+    assert alert.annotations["summary"] == "full"
+    assert [n.status for n in sent] == ["firing"]
+    with pytest.raises(LuaError, match="alert level 'panic' is not one of"):
+        runtime.execute("metrics.alert('x', {level = 'panic'})")

@@ -270,3 +270,19 @@ def test_background_thread_runs_checks_and_stops() -> None:
     assert not monitor.running
     assert monitor.state("true").runs >= 3
     assert health_status(monitor)["status"] == "ok"
+
+
+def test_lua_health_status_reads_the_monitor() -> None:
+    from slothlab.metrics.health import lua_health_status
+
+    source = StaticSource({"cpu": 97.0})
+    check = ThresholdCheck("cpu", "cpu", warning=80, critical=95, source=source,
+                           failure_threshold=1)  # fmt: skip
+    monitor = HealthMonitor([check, Scripted("api", ["critical"])], clock=Clock())
+    monitor.tick()
+    runtime = Runtime(context={"health_status": lambda: lua_health_status(monitor)},
+                      output=lambda s, t: None)  # fmt: skip
+    cpu, api, overall = runtime.execute(
+        "local h = metrics.health_status() return h.cpu.status, h.api.status, h.overall"
+    )
+    assert (cpu, api, overall) == ("critical", "unknown", "critical")

@@ -37,7 +37,12 @@ from slothlab.metrics.health.config import (
     default_checks,
     parse_seconds,
 )
-from slothlab.metrics.health.document import health_document, health_status, http_status_for
+from slothlab.metrics.health.document import (
+    health_document,
+    health_status,
+    http_status_for,
+    lua_health_status,
+)
 from slothlab.metrics.health.monitor import (
     CheckState,
     HealthMonitor,
@@ -73,6 +78,7 @@ __all__ = [
     "health_status",
     "http_status_for",
     "is_status",
+    "lua_health_status",
     "parse_seconds",
     "worst",
 ]

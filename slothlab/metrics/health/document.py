@@ -18,7 +18,7 @@ from slothlab.metrics._timefmt import rfc3339
 from slothlab.metrics.health.base import Status
 from slothlab.metrics.health.monitor import HealthMonitor
 
-__all__ = ["health_document", "health_status", "http_status_for"]
+__all__ = ["health_document", "health_status", "http_status_for", "lua_health_status"]
 
 
 def http_status_for(status: Status) -> int:
@@ -54,3 +54,37 @@ def health_document(monitor: HealthMonitor) -> tuple[int, dict[str, Any]]:
     """``(http_code, document)`` ready for a ``/health`` route."""
     document = health_status(monitor)
     return http_status_for(document["status"]), document
+
+
+_LUA_WORDS = {"ok": "healthy", "warning": "warning", "critical": "critical", "unknown": "unknown"}
+
+
+def lua_health_status(monitor: HealthMonitor) -> dict[str, Any]:
+    """The monitor in the shape of Lua's ``metrics.health_status()`` (sloth-runner's words).
+
+    ``{check: {status = "healthy"|"warning"|"critical"|"unknown", message, usage}, overall,
+    timestamp}``; ``usage`` is the value a threshold check read. A host sets
+    ``runtime.context["health_status"] = lambda: lua_health_status(monitor)``.
+
+    >>> from slothlab.metrics.health.checks import StaticSource, ThresholdCheck
+    >>> check = ThresholdCheck("cpu", "cpu", warning=80, source=StaticSource({"cpu": 85}),
+    ...                        failure_threshold=1)
+    >>> monitor = HealthMonitor([check], clock=lambda: 0.0)
+    >>> _ = monitor.tick()
+    >>> status = lua_health_status(monitor)
+    >>> status["cpu"]["status"], status["cpu"]["usage"], status["overall"]
+    ('warning', 85.0, 'warning')
+    """
+    out: dict[str, Any] = {}
+    for name, state in monitor.states().items():
+        result = state.last_result
+        entry: dict[str, Any] = {
+            "status": _LUA_WORDS[state.status],
+            "message": result.message if result else "not run yet",
+        }
+        if result is not None and "value" in result.details:
+            entry["usage"] = result.details["value"]
+        out[name] = entry
+    out["overall"] = _LUA_WORDS[monitor.status()]
+    out["timestamp"] = rfc3339(monitor.clock())
+    return out
