@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from slothlab.metrics.health.base import (
-    STATUSES,
     Check,
     CheckResult,
     Recovery,
@@ -30,7 +29,6 @@ from slothlab.metrics.health.checks import (
     ThresholdCheck,
 )
 from slothlab.metrics.health.config import (
-    DEFAULT_THRESHOLDS,
     CollectorSource,
     checks_from_config,
     checks_from_file,
@@ -52,8 +50,6 @@ from slothlab.metrics.health.monitor import (
 )
 
 __all__ = [
-    "DEFAULT_THRESHOLDS",
-    "STATUSES",
     "Check",
     "CheckResult",
     "CheckState",
