@@ -110,7 +110,7 @@ class AlertStore:
     """
 
     def __init__(self, path: str | Path | None, *, max_events: int = 10_000) -> None:
-        self.path = Path(path) if path is not None else None
+        self.path = Path(path).expanduser() if path is not None else None
         self.max_events = max_events
         self._lock = threading.RLock()
         self._inserts = 0
