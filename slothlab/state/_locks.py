@@ -50,7 +50,8 @@ class LockOps(StoreCore):
                 if row is not None:
                     conn.execute(sql.GRANT, (name, owner, row[0], now + ttl, now))
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
