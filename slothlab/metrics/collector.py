@@ -183,6 +183,8 @@ class Collector:
         monotonic: clock for rates (default ``time.monotonic``).
         host: the host name the samples carry (default ``socket.gethostname()``).
         on_sample: called with the samples of every tick (e.g. batched history writes).
+        mounts_every_s: how often the list of mounted filesystems is read again; reading it
+            is the dearest call of a tick, and mounts rarely change.
 
     Use :meth:`start` / :meth:`stop` or ``with Collector() as c:``; :meth:`sample` takes one
     sample now (what tests call, with a fake source and clocks).
@@ -197,6 +199,7 @@ class Collector:
         monotonic: Clock = time.monotonic,
         host: str | None = None,
         on_sample: SampleListener | None = None,
+        mounts_every_s: float = 60.0,
     ) -> None:
         if not interval_s > 0:
             raise ValueError(f"interval_s must be a positive number of seconds, not {interval_s}")
@@ -207,6 +210,8 @@ class Collector:
         self._listeners: list[SampleListener] = [on_sample] if on_sample else []
         self._process = self.source.Process()
         self._previous: _Previous | None = None
+        self._mounts_every_s = mounts_every_s
+        self._mounts: tuple[float, list[Any]] | None = None  # (read at, real mounts)
         self._last: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -353,11 +358,18 @@ class Collector:
             "ratio": _share(sw.used, sw.total),
         }
 
+    def _real_mounts(self) -> list[Any]:
+        now = self._monotonic()
+        if self._mounts is None or now - self._mounts[0] >= self._mounts_every_s:
+            parts = self.source.disk_partitions(all=False)
+            self._mounts = (now, [p for p in parts if _is_real_mount(p)])
+        return self._mounts[1]
+
     def _disks(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         seen: set[str] = set()
-        for part in self.source.disk_partitions(all=False):
-            if not _is_real_mount(part) or part.device in seen or part.mountpoint in out:
+        for part in self._real_mounts():
+            if part.device in seen or part.mountpoint in out:
                 continue
             try:
                 usage = self.source.disk_usage(part.mountpoint)

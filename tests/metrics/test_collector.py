@@ -209,3 +209,16 @@ def test_real_psutil_gives_sane_values() -> None:
     assert snap["process"]["rss_bytes"] > 0
     assert c.disk("/")["total_bytes"] > 0
     assert {s.metric for s in c.samples()} >= {n.CPU_USAGE_RATIO, n.MEMORY_USED_BYTES}
+
+
+def test_the_mount_list_is_read_again_only_after_mounts_every_s(fake_psutil, wall, mono) -> None:
+    c = _collector(fake_psutil, wall, mono, mounts_every_s=60)
+    assert sorted(c.sample()["disk"]) == ["/", "/data"]
+    fake_psutil.partitions.append(
+        fake_psutil.partitions[0]._replace(device="/dev/sdc1", mountpoint="/new")
+    )
+    fake_psutil.usage["/new"] = fake_psutil.usage["/"]
+    mono.advance(59)
+    assert sorted(c.sample()["disk"]) == ["/", "/data"]
+    mono.advance(1)
+    assert sorted(c.sample()["disk"]) == ["/", "/data", "/new"]
