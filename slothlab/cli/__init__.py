@@ -11,7 +11,7 @@ import click
 from slothlab import __version__
 from slothlab.cli._lua import lua_command
 from slothlab.cli._metrics import metrics_group
-from slothlab.cli._metrics_history import attach as attach_history_commands
+from slothlab.cli._metrics_history import attach as _attach_history_commands
 from slothlab.cli._run import run_command
 from slothlab.cli._state import state_group
 
@@ -26,7 +26,7 @@ def main() -> None:
 
 main.add_command(lua_command)
 main.add_command(metrics_group)
-attach_history_commands(metrics_group)
+_attach_history_commands(metrics_group)
 main.add_command(run_command)
 main.add_command(state_group)
 
