@@ -114,6 +114,7 @@ class AlertStore:
         self.max_events = max_events
         self._lock = threading.RLock()
         self._inserts = 0
+        self._depth = 0
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -136,15 +137,26 @@ class AlertStore:
         return db
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction; writes inside it join it (one commit for all)."""
         with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._depth = 1
                 try:
                     yield self._db
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
+                finally:
+                    self._depth = 0
                 self._db.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 raise AlertError(f"alert store {self.path or ':memory:'} failed: {exc}") from None
@@ -153,9 +165,17 @@ class AlertStore:
         """Insert or replace the row of one alert (keys: :data:`COLUMNS`)."""
         values = [_encode(row.get(c)) for c in COLUMNS]
         marks = ", ".join("?" * len(COLUMNS))
-        with self._write() as db:
+        with self.transaction() as db:
             db.execute(
                 f"INSERT OR REPLACE INTO alerts ({', '.join(COLUMNS)}) VALUES ({marks})", values
+            )
+
+    def mark_notified(self, fingerprints: list[str], at: float) -> None:
+        """Record when these alerts were last notified."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE alerts SET last_notified_at = ? WHERE fingerprint = ?",
+                [(at, fp) for fp in fingerprints],
             )
 
     def load(
@@ -183,7 +203,7 @@ class AlertStore:
         detail: str,
     ) -> None:
         """Append one history entry (and prune the oldest now and then)."""
-        with self._write() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO alert_events (ts, fingerprint, name, event, state, value, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -214,10 +234,13 @@ class AlertStore:
 
 
 def _encode(value: Any) -> Any:
+    kind = type(value)
+    if kind is bool:
+        return int(value)
+    if value is None or kind in (int, float, str):
+        return value
     if isinstance(value, Mapping):
         return json.dumps(dict(value), sort_keys=True)
-    if isinstance(value, bool):
-        return int(value)
     return value
 
 

@@ -20,6 +20,7 @@ when the condition has held that long, and is *resolved* when it stops holding. 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -108,13 +109,19 @@ def parse_series(key: str) -> tuple[str, dict[str, str]]:
     >>> parse_series('disk_used_ratio{mount="/", host="a,b"}')
     ('disk_used_ratio', {'mount': '/', 'host': 'a,b'})
     """
+    name, items = _parse_cached(key)
+    return name, dict(items)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_cached(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     name, brace, rest = key.partition("{")
     name = name.strip()
     if not brace:
-        return name, {}
+        return name, ()
     if not rest.rstrip().endswith("}"):
         raise AlertError(f'series {key!r} has no closing brace; write name{{label="value"}}')
-    return name, _parse_labels(key, rest.rstrip()[:-1])
+    return name, tuple(_parse_labels(key, rest.rstrip()[:-1]).items())
 
 
 def _parse_labels(key: str, body: str) -> dict[str, str]:
@@ -141,17 +148,29 @@ def _parse_labels(key: str, body: str) -> dict[str, str]:
     return labels
 
 
-_Series: TypeAlias = tuple[str, dict[str, str], float]
+_Labelled: TypeAlias = list[tuple[Mapping[str, str], float]]
+_Series: TypeAlias = dict[str, _Labelled]
+"""Values grouped by metric name: name -> [(labels, value)]."""
 
 
-def _series(values: MetricValues) -> list[_Series]:
+def _series(values: MetricValues) -> _Series:
+    out: _Series = {}
     if isinstance(values, Mapping):
-        out = []
         for key, value in values.items():
-            name, labels = parse_series(key)
-            out.append((name, labels, float(value)))
+            name, items = _parse_cached(key)
+            out.setdefault(name, []).append((dict(items), _number(key, value)))
         return out
-    return [(s.metric, {"host": s.host, **s.labels}, float(s.value)) for s in values]
+    for sample in values:
+        labels = {"host": sample.host, **sample.labels}
+        out.setdefault(sample.metric, []).append((labels, float(sample.value)))
+    return out
+
+
+def _number(key: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise AlertError(f"the value of {key!r} is not a number: {value!r}") from None
 
 
 # -- rules --------------------------------------------------------------------------------------
@@ -230,16 +249,16 @@ class AlertRule:
         """
         return not math.isnan(value) and OPERATORS[self.op](value, self.threshold)
 
-    def matches(self, values: list[_Series]) -> list[tuple[dict[str, str], float]] | None:
+    def matches(self, values: _Series) -> _Labelled | None:
         """The ``(labels, value)`` series this rule looks at; None when its metric is absent."""
         if callable(self.metric):
             value = self.metric()
             return None if value is None else [({}, float(value))]
-        name, wanted = parse_series(self.metric)
-        named = [(labels, v) for n, labels, v in values if n == name]
-        if not named:
-            return None
-        return [(ls, v) for ls, v in named if all(ls.get(k) == w for k, w in wanted.items())]
+        name, wanted = _parse_cached(self.metric)
+        named = values.get(name)
+        if not named or not wanted:
+            return named
+        return [(ls, v) for ls, v in named if all(ls.get(k) == w for k, w in wanted)]
 
     def render(self, template: str, labels: Mapping[str, str], value: float | None) -> str:
         """Fill a template for one alert of this rule."""
@@ -409,8 +428,20 @@ class Alert:
 
 
 def _fingerprint(labels: Mapping[str, str]) -> str:
-    text = json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
+    return _fingerprint_items(tuple(sorted(labels.items())))
+
+
+@functools.lru_cache(maxsize=65536)
+def _fingerprint_items(items: tuple[tuple[str, str], ...]) -> str:
+    text = json.dumps(dict(items), separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _annotations(rule: AlertRule, labels: Mapping[str, str], value: float) -> dict[str, str]:
+    annotations = {"summary": rule.render(rule.summary, labels, value)}
+    if rule.description:
+        annotations["description"] = rule.render(rule.description, labels, value)
+    return annotations
 
 
 def _public_state(row: Mapping[str, Any]) -> AlertState:
@@ -502,15 +533,23 @@ class AlertManager:
         """
         now = self.clock() if now is None else now
         series = _series(values)
-        with self._lock:
+        with self._lock, self._store.transaction():  # one commit for the whole evaluation
             changed: list[Alert] = []
+            by_rule: dict[str, list[str]] = {}
+            for fp, row in self._active.items():
+                if not row["manual"]:
+                    by_rule.setdefault(row["name"], []).append(fp)
             for rule in self._rules.values():
-                changed.extend(self._evaluate_rule(rule, series, now))
+                active = by_rule.get(rule.name, [])
+                changed.extend(self._evaluate_rule(rule, series, active, now))
             repeats = self._repeats(now)
-        self._send(changed + repeats, now)
+            notifications = self._mark_sent(changed + repeats, now)
+        self._dispatch(notifications)
         return changed
 
-    def _evaluate_rule(self, rule: AlertRule, series: list[_Series], now: float) -> list[Alert]:
+    def _evaluate_rule(
+        self, rule: AlertRule, series: _Series, active: list[str], now: float
+    ) -> list[Alert]:
         try:
             matched = rule.matches(series)
         except Exception as exc:  # a value source that fails is "no data", not a crash
@@ -531,8 +570,8 @@ class AlertManager:
             alert = self._step(rule, fp, labels, value, now)
             if alert is not None:
                 changed.append(alert)
-        for fp, row in list(self._active.items()):
-            if row["name"] == rule.name and not row["manual"] and fp not in seen:
+        for fp in active:
+            if fp not in seen and fp in self._active:
                 alert = self._clear(fp, now)
                 if alert is not None:
                     changed.append(alert)
@@ -544,9 +583,6 @@ class AlertManager:
         row = self._active.get(fp)
         if not rule.holds(value):
             return self._clear(fp, now) if row is not None else None
-        annotations = {"summary": rule.render(rule.summary, labels, value)}
-        if rule.description:
-            annotations["description"] = rule.render(rule.description, labels, value)
         if row is None:
             row = {
                 "fingerprint": fp,
@@ -557,13 +593,15 @@ class AlertManager:
                 "manual": False,
             }
             self._active[fp] = row
-        row["value"], row["annotations"] = value, annotations
+        row["value"] = value
         if row["state"] == "pending" and now - row["active_at"] >= rule.for_s:
             row["state"], row["fired_at"] = "firing", now
+            row["annotations"] = _annotations(rule, labels, value)
             return self._commit(row, "firing", now)
         if row["state"] == "pending" and row["active_at"] == now:
+            row["annotations"] = _annotations(rule, labels, value)
             return self._commit(row, "pending", now)
-        return None  # no change: the store is written on changes only
+        return None  # no change: the store is written (and templates filled) on changes only
 
     def _clear(self, fp: str, now: float) -> Alert | None:
         row = self._active[fp]
@@ -628,7 +666,7 @@ class AlertManager:
         }
         identity = {k: v for k, v in full.items() if k != "severity"}
         fp = _fingerprint(identity)
-        with self._lock:
+        with self._lock, self._store.transaction():
             row = self._active.get(fp)
             renotify = row is not None and row["labels"].get("severity") != level
             if row is None:
@@ -681,7 +719,7 @@ class AlertManager:
         if not isinstance(by, str) or not by.strip():
             raise AlertError("say who acknowledges: ack(target, by='alice')")
         now = self.clock() if now is None else now
-        with self._lock:
+        with self._lock, self._store.transaction():
             rows = self._find(target, ("firing",))
             for row in rows:
                 row["acked_by"], row["acked_at"], row["ack_note"] = by, now, note
@@ -692,7 +730,7 @@ class AlertManager:
     def resolve(self, target: str, now: float | None = None) -> list[Alert]:
         """Resolve the active alert(s) of ``target`` (a fingerprint or a name) by hand."""
         now = self.clock() if now is None else now
-        with self._lock:
+        with self._lock, self._store.transaction():
             rows = self._find(target, ("pending", "firing"))
             alerts = [a for r in rows if (a := self._resolve(r["fingerprint"], now)) is not None]
         self._send(alerts, now)
@@ -732,26 +770,31 @@ class AlertManager:
     # -- notifications ----------------------------------------------------------------------------
 
     def _send(self, alerts: list[Alert], now: float) -> None:
-        to_send = [a for a in alerts if a.state in ("firing", "resolved")]
-        if not to_send:
-            return
-        with self._lock:
-            for alert in to_send:
-                row = self._active.get(alert.fingerprint)
-                if row is not None:
-                    row["last_notified_at"] = now
-                    self._store.save(row)
-        for status in ("firing", "resolved"):
-            batch = [a for a in to_send if a.state == status]
-            if batch:
-                self._dispatch(Notification(status, tuple(batch), now))
+        with self._lock, self._store.transaction():
+            notifications = self._mark_sent(alerts, now)
+        self._dispatch(notifications)
 
-    def _dispatch(self, notification: Notification) -> None:
-        for notifier in self.notifiers:
-            try:
-                notifier.notify(notification)
-            except Exception:  # one broken notifier must not stop evaluation or the others
-                log.exception("alert notifier %r failed", notifier)
+    def _mark_sent(self, alerts: list[Alert], now: float) -> list[Notification]:
+        """Record the notification time of firing alerts; group what to send by status."""
+        to_send = [a for a in alerts if a.state in ("firing", "resolved")]
+        firing = [a.fingerprint for a in to_send if a.fingerprint in self._active]
+        for fp in firing:
+            self._active[fp]["last_notified_at"] = now
+        if firing:
+            self._store.mark_notified(firing, now)
+        batches = (
+            Notification(status, tuple(a for a in to_send if a.state == status), now)
+            for status in ("firing", "resolved")
+        )
+        return [n for n in batches if n.alerts]
+
+    def _dispatch(self, notifications: list[Notification]) -> None:
+        for notification in notifications:
+            for notifier in self.notifiers:
+                try:
+                    notifier.notify(notification)
+                except Exception:  # one broken notifier must not stop evaluation or the others
+                    log.exception("alert notifier %r failed", notifier)
 
     def close(self) -> None:
         """Close the store and every notifier that can be closed."""
