@@ -175,3 +175,26 @@ def test_empty_write_is_a_no_op(tmp_path: Path) -> None:
         assert history.flush() == 0
         assert history.query("m").empty
         assert repr(history).endswith("(0 rows pending)>")
+
+
+def test_concurrent_writers_and_the_flusher_lose_nothing(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "h.duckdb"
+    history = MetricsHistory(path, batch_rows=300, flush_interval_s=0.05)
+
+    def writer(host: str) -> None:
+        for i in range(50):
+            history.write([Sample(T0 + i * 20 + j, host, "m", 1.0) for j in range(20)])
+            if i % 10 == 0:
+                history.query("m", host=host, step=60)  # reads interleave with writes
+
+    threads = [threading.Thread(target=writer, args=(f"h{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history.close()
+    with open_history(path) as reopened:
+        assert count(reopened) == 4 * 50 * 20
+        assert reopened.query("m", step=60, agg="count")["value"].sum() == 4000
