@@ -1,0 +1,149 @@
+"""The worker process of :class:`~slothlab.lua.pool.WorkerPool`.
+
+Run as ``python -m slothlab.lua._worker``.
+ Reads one JSON request a line on stdin, runs it in a fresh sandboxed runtime under
+``RLIMIT_CPU``, writes one JSON reply a line on the original stdout. Anything else that writes to
+stdout (a stray ``print``) goes to stderr, so it cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from slothlab.errors import LuaError, LuaMemoryError
+from slothlab.lua.pool import wire_decode, wire_encode
+
+__all__ = ["main"]
+
+_MAX_OUTPUT = 1 << 20  # bytes of print output kept per task
+_MAX_REPLY = 64 << 20  # bytes of one reply
+
+
+class _Capture:
+    """The output sink of a task: keeps (stream, text) pairs up to a size."""
+
+    def __init__(self) -> None:
+        self.lines: list[list[str]] = []
+        self.room = _MAX_OUTPUT
+
+    def __call__(self, stream: str, text: str) -> None:
+        if self.room <= 0:
+            return
+        self.room -= len(text)
+        if self.room <= 0:
+            text = text[: len(text) + self.room] + " [output truncated]"
+        self.lines.append([stream, text])
+
+
+def _set_cpu_limit(seconds: float) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(usage.ru_utime + usage.ru_stime + seconds) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _capabilities(spec: dict[str, Any]) -> Any:
+    from slothlab.lua.runtime import Capabilities
+
+    root = spec.get("fs_root")
+    return Capabilities(
+        exec=bool(spec.get("exec")),
+        fs=bool(spec.get("fs")),
+        network=bool(spec.get("network")),
+        fs_root=Path(root) if root else None,
+    )
+
+
+def _error_reply(exc: LuaError, output: _Capture) -> dict[str, Any]:
+    error = {
+        "type": type(exc).__name__,
+        "message": exc.message,
+        "chunk": exc.chunk,
+        "line": exc.line,
+        "traceback": exc.traceback,
+    }
+    return {"ok": False, "error": error, "output": output.lines}
+
+
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    """Run one request; the reply is JSON-ready."""
+    from slothlab.lua.runtime import Runtime
+
+    output = _Capture()
+    _set_cpu_limit(request["cpu_s"])
+    try:
+        runtime = Runtime(
+            modules=request.get("modules"),
+            capabilities=_capabilities(request.get("capabilities") or {}),
+            max_memory_mb=request["max_memory_mb"],
+            instruction_limit=request.get("instruction_limit") or 0,
+            output=output,
+            context=request.get("context") or {},
+        )
+        for key, value in wire_decode(request.get("globals") or {}).items():
+            runtime.set_global(key, value)
+        fn = runtime.load(request["code"], request.get("name") or "task")
+        args = wire_decode(request.get("args") or [])
+        values = runtime.call_raw(fn, *args, timeout_s=request["timeout_s"])
+        results = [runtime.to_python(v, keep_functions=False) for v in values]
+        return {"ok": True, "results": wire_encode(results), "output": output.lines}
+    except LuaError as exc:
+        return _error_reply(exc, output)
+    except MemoryError:
+        reply = _error_reply(
+            LuaMemoryError("not enough memory: the worker's limit was reached"), output
+        )
+        return {**reply, "retire": True}
+    except Exception as exc:  # bad arguments, an unknown module, ...
+        return _error_reply(LuaError(f"{type(exc).__name__}: {exc}"), output)
+
+
+def _write(out: BinaryIO, reply: dict[str, Any]) -> None:
+    data = json.dumps(reply, separators=(",", ":")).encode()
+    if len(data) > _MAX_REPLY:
+        error = LuaError(f"task result too large to send back ({len(data):,} bytes)")
+        data = json.dumps(_error_reply(error, _Capture())).encode()
+    out.write(data + b"\n")
+    out.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve requests until stdin closes."""
+    parser = argparse.ArgumentParser(prog="slothlab.lua._worker")
+    parser.add_argument("--address-space-mb", type=int, default=0)
+    options = parser.parse_args(argv)
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if options.address_space_mb:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (options.address_space_mb << 20, hard))
+
+    from slothlab.lua.runtime import Runtime
+
+    Runtime().execute("return 1")  # import lupa and compile the sandbox once, before any task
+    _write(out, {"ready": True, "pid": os.getpid()})
+    for line in sys.stdin.buffer:
+        try:
+            reply = handle(json.loads(line))
+        except MemoryError:
+            reply = {
+                **_error_reply(LuaMemoryError("not enough memory"), _Capture()),
+                "retire": True,
+            }
+        _write(out, reply)
+        if reply.get("retire"):
+            return
+
+
+if __name__ == "__main__":
+    main()
