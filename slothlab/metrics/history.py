@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from slothlab.errors import HistoryError
 from slothlab.metrics._history_arrow import Batch, to_batch
+from slothlab.metrics._history_export import export_days, read_export, utc_columns
 from slothlab.metrics._history_lock import (
     ProcessDescriber,
     claim,
@@ -429,7 +430,7 @@ class MetricsHistory:
             raise HistoryError(f"query failed: {exc}") from None
         finally:
             cursor.close()
-        return _utc_columns(frame)
+        return utc_columns(frame)
 
     # -- export -----------------------------------------------------------------------------
 
@@ -447,8 +448,6 @@ class MetricsHistory:
         replaced whole, so exporting yesterday every night is idempotent. Returns the days
         written.
         """
-        import shutil
-
         chosen = next((lv for lv in LEVELS if lv.name == level), None)
         if chosen is None:
             raise HistoryError(f"unknown level {level!r}; use raw, 1m or 1h")
@@ -456,31 +455,13 @@ class MetricsHistory:
             self.rollup()
         else:
             self.flush()
-        col, now = chosen.time_column, self._clock()
-        where, params = "TRUE", []
-        if start is not None:
-            where += f" AND {col} >= ?"
-            params.append(to_datetime(start, now=now))
-        if end is not None:
-            where += f" AND {col} < ?"
-            params.append(to_datetime(end, now=now))
-        rows = f"SELECT *, strftime({col}, '%Y-%m-%d') AS day FROM {chosen.table} WHERE {where}"
+        now = self._clock()
+        lo = None if start is None else to_datetime(start, now=now)
+        hi = None if end is None else to_datetime(end, now=now)
         target = Path(directory).expanduser().resolve()
         with self._lock:
-            days = [
-                r[0]
-                for r in self._con.execute(f"SELECT DISTINCT day FROM ({rows})", params).fetchall()
-            ]
-            for day in days:
-                shutil.rmtree(target / f"day={day}", ignore_errors=True)
-            if days:
-                quoted = str(target).replace("'", "''")
-                self._con.execute(
-                    f"COPY ({rows}) TO '{quoted}' (FORMAT PARQUET, PARTITION_BY (day), "
-                    "OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part_{i}')",
-                    params,
-                )
-        return sorted(days)
+            self._check_open()
+            return export_days(self._con, chosen, target, lo, hi)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -526,30 +507,6 @@ class MetricsHistory:
                     log.exception("background flush of %s failed; will retry", self.path)
 
 
-def read_export(directory: str | Path, *, metric: str | None = None) -> Any:
-    """Read a folder written by :meth:`MetricsHistory.export_parquet` as a DataFrame.
-
-    Works while the writer runs: it reads the Parquet files, never the DuckDB file.
-    """
-    import duckdb
-
-    pattern = str(Path(directory).expanduser().resolve() / "**" / "*.parquet")
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        sql = "SELECT * FROM read_parquet(?, hive_partitioning = true)"
-        params: list[Any] = [pattern]
-        if metric is not None:
-            sql += " WHERE metric = ?"
-            params.append(metric)
-        frame = con.execute(sql + " ORDER BY ALL", params).df()
-    except duckdb.IOException as exc:
-        raise HistoryError(f"cannot read the export in {directory}: {exc}") from None
-    finally:
-        con.close()
-    return _utc_columns(frame)
-
-
 def _merge_ranges(
     ranges: list[tuple[datetime, datetime]], width: int, floor: float | None
 ) -> list[tuple[datetime, datetime]]:
@@ -569,14 +526,6 @@ def _merge_ranges(
         else:
             merged.append([start, stop])
     return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in merged]
-
-
-def _utc_columns(frame: Any) -> Any:
-    for name in frame.columns:
-        dtype = frame[name].dtype
-        if getattr(dtype, "tz", None) is not None:
-            frame[name] = frame[name].dt.tz_convert("UTC")
-    return frame
 
 
 def _close_at_exit(ref: weakref.ReferenceType[MetricsHistory]) -> None:
