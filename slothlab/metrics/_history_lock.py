@@ -69,12 +69,12 @@ def connect(path: Path, describe: ProcessDescriber = describe_process) -> duckdb
         text = str(exc)
         if "Could not set lock" in text:
             raise _locked(path, text, describe) from None
-        raise HistoryError(f"cannot open the metrics history {path}: {text}") from None
+        hint = ""
+        if "not a valid DuckDB database" in text:
+            hint = "; it was left untouched: move it away (or open another path) and try again"
+        raise HistoryError(f"cannot open the metrics history {path}: {text}{hint}") from None
     except duckdb.Error as exc:
-        raise HistoryError(
-            f"cannot open the metrics history {path}: {exc}; if the file is not a DuckDB "
-            "database, move it away and open again"
-        ) from None
+        raise HistoryError(f"cannot open the metrics history {path}: {exc}") from None
 
 
 def _locked(path: Path, text: str, describe: ProcessDescriber) -> HistoryLockedError:

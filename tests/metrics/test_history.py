@@ -10,6 +10,7 @@ import pytest
 
 from slothlab.errors import HistoryError, HistoryLockedError
 from slothlab.metrics import MetricsHistory, Retention, Sample
+from slothlab.metrics._history_sql import SCHEMA
 
 T0 = 1_714_521_600.0  # 2024-05-01 00:00:00 UTC
 
@@ -198,3 +199,29 @@ def test_concurrent_writers_and_the_flusher_lose_nothing(tmp_path: Path) -> None
     with open_history(path) as reopened:
         assert count(reopened) == 4 * 50 * 20
         assert reopened.query("m", step=60, agg="count")["value"].sum() == 4000
+
+
+def test_a_file_that_is_not_a_database_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    junk = b"not a database " * 1000
+    path.write_bytes(junk)
+    with pytest.raises(HistoryError, match=r"not a valid DuckDB database.*move it away"):
+        open_history(path)
+    assert path.read_bytes() == junk
+    open_history(tmp_path / "other.duckdb").close()  # the failed open released its claim
+    with pytest.raises(HistoryError, match="move it away"):
+        open_history(path)
+
+
+def test_a_failed_flush_keeps_the_buffer(tmp_path: Path) -> None:
+    history = open_history(tmp_path / "h.duckdb", batch_rows=1000)
+    history.write([Sample(T0, "a", "m", 1.0), Sample(T0 + 1, "a", "m", 2.0)])
+    history._con.execute("DROP TABLE samples")  # make the insert fail
+    with pytest.raises(HistoryError, match="could not write 2 samples"):
+        history.flush()
+    assert history.pending_rows == 2
+    history._con.execute(SCHEMA[0])  # the disk is back: the next flush writes the same rows
+    assert history.flush() == 2
+    history.close()
+    with open_history(tmp_path / "h.duckdb") as reopened:
+        assert reopened.query("m")["value"].tolist() == [1.0, 2.0]
