@@ -421,7 +421,7 @@ class Runtime:
         traceback = _clean_traceback(_text(info[b"traceback"]))
         chunk, line = info[b"chunk"], info[b"line"]
         where = (_text(chunk), int(line)) if chunk is not None and line is not None else None
-        if info[b"kind"] == b"budget":
+        if info[b"kind"] == b"budget" or self._budget.reason:  # (it may run out in a handler)
             reason = self._budget.reason or _text(info[b"message"])
             return _located(LuaTimeoutError, reason, traceback, where)
         text = _message_text(info[b"message"])
