@@ -397,15 +397,22 @@ class MetricsHistory:
             ORDER BY host, CAST(labels AS VARCHAR)"""
         return self._read(sql, params)
 
-    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
-        """Run one read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN) as a DataFrame.
+    def sql(
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        arrow: bool = False,
+    ) -> Any:
+        """Run one read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN) as a DataFrame,
+        or as a ``pyarrow.Table`` with ``arrow=True`` (what an HTTP route streams).
 
         Anything else (INSERT, DELETE, COPY, SET, ATTACH, ...) is refused before it runs, and
         the statement runs in a transaction that is rolled back.
         """
         check_read_only(query)
         self.flush()
-        return self._read(query, params, rollback=True)
+        return self._read(query, params, rollback=True, arrow=arrow)
 
     def _read(
         self,
@@ -413,6 +420,7 @@ class MetricsHistory:
         params: Sequence[Any] | Mapping[str, Any] | None,
         *,
         rollback: bool = False,
+        arrow: bool = False,
     ) -> Any:
         import duckdb
 
@@ -423,14 +431,17 @@ class MetricsHistory:
             cursor.execute("SET TimeZone = 'UTC'")
             if rollback:
                 cursor.begin()
-            frame = cursor.execute(sql, params).df()
+            if arrow:
+                result = cursor.sql(sql, params=params).to_arrow_table()
+            else:
+                result = utc_columns(cursor.execute(sql, params).df())
             if rollback:
                 cursor.rollback()
         except duckdb.Error as exc:
             raise HistoryError(f"query failed: {exc}") from None
         finally:
             cursor.close()
-        return utc_columns(frame)
+        return result
 
     # -- export -----------------------------------------------------------------------------
 

@@ -192,6 +192,11 @@ def test_sql_reads_and_refuses_writes(history: MetricsHistory) -> None:
     with pytest.raises(HistoryError, match="query failed"):
         history.sql("SELECT * FROM no_such_table")
     assert history.sql("SELECT count(*) AS n FROM samples")["n"][0] == 360
+    table = history.sql(
+        "SELECT ts, value FROM samples WHERE value < ? ORDER BY ts", [2], arrow=True
+    )
+    assert table.column("value").to_pylist() == [0.0, 1.0]
+    assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
 
 
 def test_export_is_partitioned_by_day_and_idempotent(
