@@ -50,6 +50,9 @@ def run_command(file: Path, name: str | None, as_json: bool) -> None:
     except SlothlabError as exc:
         err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted: no new task was started", markup=False)
+        sys.exit(130)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
     else:

@@ -227,7 +227,11 @@ class _Run:
                     running[pool.submit(self._task, self.spec.task(name))] = name
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                try:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:  # stop the Lua task now; shell tasks end on their own
+                    self.engine.runtime.interrupt()
+                    raise
                 for future in done:
                     del running[future]
                     result, abort = future.result()
@@ -387,7 +391,9 @@ class _TaskRunner:
             return self._shell_attempt(command, timeout)
         try:
             raw = self.engine.call_lua(command, self.this, self.params, inputs, timeout_s=timeout)
-        except LuaTimeoutError:
+        except LuaTimeoutError as exc:
+            if "interrupted" in str(exc):
+                return False, "interrupted", {}
             return False, f"timed out after {_secs(timeout)}", {}
         except LuaError as exc:
             return False, str(exc), {}
