@@ -112,6 +112,7 @@ class Files:
 
     def mkdir(self, path: Any) -> Any:
         """Create the folder and its parents (no error when it exists)."""
+
         def go() -> bool:
             self.path(path).mkdir(parents=True, exist_ok=True)
             return True
