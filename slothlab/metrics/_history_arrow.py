@@ -9,6 +9,7 @@ notes/benchmarks.md).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slothlab.errors import HistoryError
@@ -55,7 +56,7 @@ def _is_dataframe(data: object) -> bool:
 def _from_samples(samples: Iterable[object]) -> Batch:
     import pyarrow as pa
 
-    ts: list[float] = []
+    ts: list[object] = []
     host: list[str] = []
     metric: list[str] = []
     value: list[float] = []
@@ -63,21 +64,34 @@ def _from_samples(samples: Iterable[object]) -> Batch:
     for item in samples:
         if not isinstance(item, Sample):
             raise HistoryError(f"write() got {item!r}; iterables must hold Sample objects")
-        ts.append(item.ts)
+        ts.append(_epoch(item.ts))
         host.append(item.host)
         metric.append(item.metric)
         value.append(item.value)
         labels.append(_label_pairs(item.labels))
-    table = pa.table(
-        {
-            "ts": pa.array(ts, pa.float64()),
-            "host": pa.array(host, pa.string()),
-            "metric": pa.array(metric, pa.string()),
-            "labels": pa.array(labels, _map_type()),
-            "value": pa.array(value, pa.float64()),
-        }
-    )
+    try:
+        table = pa.table(
+            {
+                "ts": pa.array(ts, pa.float64()),
+                "host": pa.array(host, pa.string()),
+                "metric": pa.array(metric, pa.string()),
+                "labels": pa.array(labels, _map_type()),
+                "value": pa.array(value, pa.float64()),
+            }
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise HistoryError(
+            f"a Sample has a field of the wrong type ({exc}); ts and value are numbers, "
+            "host and metric text"
+        ) from None
     return Batch(_normalise(table), unsorted_labels=False)
+
+
+def _epoch(ts: object) -> object:
+    """Epoch seconds of a datetime (naive means UTC); anything else as it is."""
+    if isinstance(ts, datetime):
+        return (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts).timestamp()
+    return ts
 
 
 def _label_pairs(labels: Mapping[str, Any] | None) -> list[tuple[str, str]]:

@@ -99,6 +99,8 @@ def test_bad_input_says_what_is_wrong(tmp_path: Path, frame: pd.DataFrame, messa
             history.write(42)
         with pytest.raises(HistoryError, match="Sample objects"):
             history.write([(T0, "a", "m", 1.0)])
+        with pytest.raises(HistoryError, match="wrong type"):
+            history.write([Sample(T0, "a", "m", "high")])  # type: ignore[arg-type]
         assert count(history) == 0
 
 
@@ -225,3 +227,14 @@ def test_a_failed_flush_keeps_the_buffer(tmp_path: Path) -> None:
     history.close()
     with open_history(tmp_path / "h.duckdb") as reopened:
         assert reopened.query("m")["value"].tolist() == [1.0, 2.0]
+
+
+def test_samples_may_carry_datetimes(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    naive = datetime(2024, 5, 1, 0, 0, 1)
+    aware = datetime(2024, 5, 1, 0, 0, 2, tzinfo=UTC)
+    with open_history(tmp_path / "h.duckdb") as history:
+        history.write([Sample(naive, "a", "m", 1.0), Sample(aware, "a", "m", 2.0)])  # type: ignore[arg-type]
+        got = history.query("m")
+    assert [t.timestamp() - T0 for t in got["ts"]] == [1.0, 2.0]
