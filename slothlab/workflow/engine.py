@@ -448,7 +448,7 @@ class _TaskRunner:
 
 
 def _secs(value: float | None) -> str:
-    return f"{value:g} s" if value is not None else "?"
+    return f"{round(value, 2):g} s" if value is not None else "?"
 
 
 def _lua_type(value: Any) -> str:

@@ -321,3 +321,19 @@ def test_on_complete_errors_are_reported_not_raised(harness: Harness) -> None:
     )
     assert result.success
     assert [e.kind for e in harness.events][-1] == "complete_error"
+
+
+def test_the_workflow_timeout_cuts_attempts_and_starts_nothing_after_it(harness: Harness) -> None:
+    result = harness.run(
+        """
+        workflow.define("w", {config = {timeout = "1s"}, tasks = {
+            {name = "slow", command = "sleep 20", timeout = "1m"},
+            {name = "next", depends_on = "slow", command = "true"},
+            {name = "late", run_if = "sleep 1.5", command = "true"},
+        }})
+        """
+    )
+    assert result.tasks["slow"].message == "timed out after 1 s"
+    assert result.tasks["next"].status == "skipped"
+    assert result.tasks["late"].status == "failed"
+    assert "timeout" in result.tasks["late"].message and not result.success
