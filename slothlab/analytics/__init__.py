@@ -20,13 +20,19 @@ except ImportError as _exc:  # pragma: no cover - the extra is installed in deve
 
 from slothlab.analytics.base import Detector, HostDetector
 from slothlab.analytics.detect import DEFAULT_THRESHOLD, detect, flagged_intervals
-from slothlab.analytics.detectors import IsolationForestDetector, NoveltyDetector, ZScoreDetector
+from slothlab.analytics.detectors import (
+    ContextDetector,
+    IsolationForestDetector,
+    NoveltyDetector,
+    ZScoreDetector,
+)
 from slothlab.analytics.likelihood import AnomalyLikelihood
 from slothlab.analytics.registry import DetectorFactory, get, names, register
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "AnomalyLikelihood",
+    "ContextDetector",
     "Detector",
     "DetectorFactory",
     "HostDetector",

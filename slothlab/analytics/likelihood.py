@@ -6,10 +6,18 @@ average. The score is ``-log10(Q) / 10`` clipped to [0, 1], so 0.5 means "one in
 "one in 10^10" (a log scale that, unlike ``1 - Q``, does not saturate at 1 in floating point).
 An average at or below the long-run mean scores 0.
 
+The window sums are differences of running (cumulative) sums, the same additions in the same
+order as ``numpy.cumsum``, so :func:`likelihood_batch` over an array gives bit-for-bit the scores
+of :meth:`AnomalyLikelihood.update` in a loop.
+
 >>> lik = AnomalyLikelihood(long_window=100, short_window=1, learning=10)
 >>> [lik.update(0.0) for _ in range(50)][-1]  # not above the usual: 0
 0.0
 >>> lik.update(1.0) > 0.9
+True
+>>> import numpy as np
+>>> raw = np.r_[np.zeros(50), 1.0]
+>>> bool(likelihood_batch(raw, 100, 1, 10)[-1] == AnomalyLikelihood(100, 1, 10).fit(raw))
 True
 """
 
@@ -17,10 +25,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import TYPE_CHECKING
 
-__all__ = ["AnomalyLikelihood", "tail_score"]
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["AnomalyLikelihood", "likelihood_batch", "tail_score"]
 
 _LOG10 = math.log(10.0)
+_SQRT2 = math.sqrt(2.0)
 
 
 def tail_score(z: float) -> float:
@@ -31,7 +46,7 @@ def tail_score(z: float) -> float:
     """
     if z > 6.4:  # Q(6.4) < 1e-10: the score is 1 and erfc would underflow soon after
         return 1.0
-    q = 0.5 * math.erfc(z / math.sqrt(2.0))
+    q = 0.5 * math.erfc(z / _SQRT2)
     return min(1.0, max(0.0, -math.log(q) / _LOG10 / 10.0))
 
 
@@ -53,40 +68,91 @@ class AnomalyLikelihood:
         learning: int = 300,
         min_std: float = 0.03,
     ) -> None:
+        if not 1 <= short_window <= long_window:
+            from slothlab.errors import AnalyticsError
+
+            raise AnalyticsError(
+                f"short_window={short_window} must be between 1 and long_window={long_window}"
+            )
         self.long_window = long_window
         self.short_window = short_window
         self.learning = learning
         self.min_std = min_std
-        self._long: deque[float] = deque()
-        self._short: deque[float] = deque()
-        self._sum = 0.0
-        self._sumsq = 0.0
-        self._short_sum = 0.0
+        # Running sums of the raw scores and their squares at the last long_window + 1 rows.
+        self._cum: deque[float] = deque([0.0], maxlen=long_window + 1)
+        self._cumsq: deque[float] = deque([0.0], maxlen=long_window + 1)
         self._seen = 0
 
     def update(self, raw: float) -> float:
         """Take the next raw score and return the calibrated score."""
-        self._short.append(raw)
-        self._short_sum += raw
-        if len(self._short) > self.short_window:
-            self._short_sum -= self._short.popleft()
+        cum, cumsq = self._cum, self._cumsq
+        now = cum[-1] + raw
+        count = len(cum) - 1
         score = 0.0
-        n = len(self._long)
-        if self._seen >= self.learning and n:
-            mean = self._sum / n
-            excess = self._short_sum / len(self._short) - mean
+        if self._seen >= self.learning and count:
+            start = max(len(cum) - self.short_window, 0)
+            recent = (now - cum[start]) / (len(cum) - start)
+            mean = (cum[-1] - cum[0]) / count
+            excess = recent - mean
             if excess > 0.0:  # at or below the mean is not unusual: score 0, skip the tail maths
-                std = max(math.sqrt(max(self._sumsq / n - mean * mean, 0.0)), self.min_std)
+                var = (cumsq[-1] - cumsq[0]) / count - mean * mean
+                std = max(math.sqrt(max(var, 0.0)), self.min_std)
                 score = tail_score(excess / std)
-        self._push(raw)
+        cum.append(now)
+        cumsq.append(cumsq[-1] + raw * raw)
         self._seen += 1
         return score
 
-    def _push(self, raw: float) -> None:
-        self._long.append(raw)
-        self._sum += raw
-        self._sumsq += raw * raw
-        if len(self._long) > self.long_window:
-            old = self._long.popleft()
-            self._sum -= old
-            self._sumsq -= old * old
+    def fit(self, raws: ArrayLike) -> float:
+        """Take many raw scores in order; returns the last calibrated score (0 for none)."""
+        score = 0.0
+        for raw in np.asarray(raws, dtype=np.float64).ravel().tolist():
+            score = self.update(raw)
+        return score
+
+    def restore(self, cum: NDArray[np.float64], cumsq: NDArray[np.float64]) -> None:
+        """Take the state a fresh instance has after :func:`likelihood_batch` (its running sums).
+
+        ``cum`` and ``cumsq`` are the running sums with a leading 0, one longer than the rows.
+        """
+        self._cum.clear()
+        self._cum.extend(cum[-(self.long_window + 1) :].tolist())
+        self._cumsq.clear()
+        self._cumsq.extend(cumsq[-(self.long_window + 1) :].tolist())
+        self._seen = len(cum) - 1
+
+
+def running_sums(raw: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The running sums of ``raw`` and of its squares with a leading 0 (the same additions, in
+    the same order, as :class:`AnomalyLikelihood` makes)."""
+    return np.r_[0.0, np.cumsum(raw)], np.r_[0.0, np.cumsum(raw * raw)]
+
+
+def likelihood_batch(
+    raw: ArrayLike,
+    long_window: int = 8640,
+    short_window: int = 5,
+    learning: int = 300,
+    min_std: float = 0.03,
+) -> NDArray[np.float64]:
+    """What a fresh :class:`AnomalyLikelihood` returns for each raw score, vectorised."""
+    values = np.asarray(raw, dtype=np.float64).ravel()
+    cum, cumsq = running_sums(values)
+    t = np.arange(values.size)
+    lo = np.maximum(t - long_window, 0)
+    count = t - lo
+    slo = np.maximum(t + 1 - short_window, 0)
+    live = (t >= learning) & (count > 0)
+    safe = np.where(count > 0, count, 1)
+    recent = (cum[t + 1] - cum[slo]) / (t + 1 - slo)
+    mean = (cum[t] - cum[lo]) / safe
+    excess = recent - mean
+    hit = np.flatnonzero(live & (excess > 0.0))
+    out = np.zeros(values.size)
+    if hit.size:
+        mean_h = mean[hit]
+        var = (cumsq[hit] - cumsq[lo[hit]]) / safe[hit] - mean_h * mean_h
+        std = np.maximum(np.sqrt(np.maximum(var, 0.0)), min_std)
+        # The tail maths per hit row with the scalar function: the same bits as the stream.
+        out[hit] = [tail_score(z) for z in (excess[hit] / std).tolist()]
+    return out

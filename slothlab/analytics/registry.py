@@ -5,7 +5,7 @@ A factory is any callable returning a fresh :class:`~slothlab.analytics.base.Det
 group ``slothlab.detectors`` (and may replace a built-in of the same name).
 
 >>> get("default").name
-'novelty'
+'context'
 >>> "zscore" in names()
 True
 """
@@ -17,7 +17,12 @@ from importlib.metadata import entry_points
 from typing import TypeAlias
 
 from slothlab.analytics.base import Detector, HostDetector
-from slothlab.analytics.detectors import IsolationForestDetector, NoveltyDetector, ZScoreDetector
+from slothlab.analytics.detectors import (
+    ContextDetector,
+    IsolationForestDetector,
+    NoveltyDetector,
+    ZScoreDetector,
+)
 from slothlab.errors import UnknownDetectorError
 
 __all__ = ["DetectorFactory", "get", "names", "register"]
@@ -28,7 +33,8 @@ DetectorFactory: TypeAlias = Callable[[], Detector | HostDetector]
 ENTRY_POINT_GROUP = "slothlab.detectors"
 
 _factories: dict[str, DetectorFactory] = {
-    "default": NoveltyDetector,
+    "default": ContextDetector,
+    "context": ContextDetector,
     "novelty": NoveltyDetector,
     "zscore": ZScoreDetector,
     "isolation_forest": IsolationForestDetector,

@@ -75,7 +75,7 @@ def test_likelihood_is_calibrated_to_the_history() -> None:
 
 
 def test_registry_names_what_exists_and_takes_plugins() -> None:
-    with pytest.raises(UnknownDetectorError, match="known detectors: default"):
+    with pytest.raises(UnknownDetectorError, match="known detectors: context, default"):
         get("nope")
 
     class Zero(Detector):
