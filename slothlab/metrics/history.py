@@ -165,21 +165,30 @@ class MetricsHistory:
         return cls(path, **kwargs)
 
     def _open(self, describe: ProcessDescriber) -> duckdb.DuckDBPyConnection:
-        if str(self.path) == _MEMORY:
-            import duckdb
+        import duckdb
 
-            con = duckdb.connect(_MEMORY)
-        else:
+        memory = str(self.path) == _MEMORY
+        if not memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             claim(self.path)
+        try:
+            con = duckdb.connect(_MEMORY) if memory else connect(self.path, describe)
             try:
-                con = connect(self.path, describe)
+                con.execute("SET TimeZone = 'UTC'")
+                for statement in SCHEMA:
+                    con.execute(statement)
+                _check_shape(con, self.path)
             except BaseException:
-                release(self.path)
+                con.close()
                 raise
-        con.execute("SET TimeZone = 'UTC'")
-        for statement in SCHEMA:
-            con.execute(statement)
+        except BaseException as exc:
+            if not memory:
+                release(self.path)
+            if isinstance(exc, duckdb.Error):
+                raise HistoryError(
+                    f"cannot set up the metrics history {self.path}: {exc}"
+                ) from None
+            raise
         return con
 
     # -- writing ----------------------------------------------------------------------------
@@ -516,6 +525,20 @@ class MetricsHistory:
                     self.flush()
                 except HistoryError:
                     log.exception("background flush of %s failed; will retry", self.path)
+
+
+def _check_shape(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a database whose ``samples`` table is not the history's (another tool's file)."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'samples' "
+        "ORDER BY ordinal_position"
+    ).fetchall()
+    columns = [r[0] for r in rows]
+    if columns != ["ts", "host", "metric", "labels", "value"]:
+        raise HistoryError(
+            f"{path} has a samples table of another shape ({', '.join(columns)}); it is not a "
+            "slothlab metrics history: open another path"
+        )
 
 
 def _merge_ranges(

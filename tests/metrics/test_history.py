@@ -238,3 +238,16 @@ def test_samples_may_carry_datetimes(tmp_path: Path) -> None:
         history.write([Sample(naive, "a", "m", 1.0), Sample(aware, "a", "m", 2.0)])  # type: ignore[arg-type]
         got = history.query("m")
     assert [t.timestamp() - T0 for t in got["ts"]] == [1.0, 2.0]
+
+
+def test_another_tools_database_is_refused(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE samples (id INTEGER, name VARCHAR)")
+    con.close()
+    with pytest.raises(HistoryError, match="another shape"):
+        open_history(path)
+    with pytest.raises(HistoryError, match="another shape"):  # the claim was released
+        open_history(path)
