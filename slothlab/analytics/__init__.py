@@ -19,7 +19,7 @@ except ImportError as _exc:  # pragma: no cover - the extra is installed in deve
     raise MissingDependencyError("numpy", "analytics") from _exc
 
 from slothlab.analytics.base import Detector, HostDetector
-from slothlab.analytics.detect import DEFAULT_THRESHOLD, detect, flagged_intervals
+from slothlab.analytics.detect import DEFAULT_THRESHOLD, detect, detect_history, flagged_intervals
 from slothlab.analytics.detectors import (
     ContextDetector,
     IsolationForestDetector,
@@ -40,6 +40,7 @@ __all__ = [
     "NoveltyDetector",
     "ZScoreDetector",
     "detect",
+    "detect_history",
     "flagged_intervals",
     "get",
     "names",

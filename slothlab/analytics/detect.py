@@ -23,7 +23,12 @@ from slothlab.errors import AnalyticsError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_THRESHOLD", "detect", "flagged_intervals"]
+    from slothlab.metrics.history import MetricsHistory
+
+__all__ = ["DEFAULT_THRESHOLD", "SCORE_SUFFIX", "detect", "detect_history", "flagged_intervals"]
+
+SCORE_SUFFIX = "_anomaly_score"
+"""``detect_history`` writes the scores of ``<metric>`` as the metric ``<metric>_anomaly_score``."""
 
 DEFAULT_THRESHOLD = 0.5
 """Flag a row at this score: a range break (>= 0.7), or a tail probability under ~1e-8."""
@@ -51,6 +56,62 @@ def detect(
     stamps = _epoch_seconds(frame["ts"])
     scores = det.score_batch(frame["value"].to_numpy(dtype=np.float64), stamps)
     return frame.assign(score=scores, flagged=scores >= threshold)
+
+
+def detect_history(
+    history: MetricsHistory,
+    metric: str,
+    host: str,
+    since: Any = None,
+    detector: str = "default",
+    write_back: bool = True,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> pd.DataFrame:
+    """Score a metric of one host read from the metrics history; write the scores back.
+
+    Every label set of ``metric`` on ``host`` is its own series with its own fresh detector,
+    scored oldest first from ``since`` (anything ``history.query`` takes as ``start``; the
+    detector warms up on the first rows it reads, so start well before the time of interest).
+    With ``write_back`` the scores go back through ``history.write`` as the metric
+    ``<metric>_anomaly_score``, same host, labels and timestamps.
+
+    Returns:
+        The raw samples (``ts``, ``host``, ``metric``, ``labels``, ``value``) with ``score`` and
+        ``flagged`` columns, sorted by label set then time.
+
+    >>> from slothlab.metrics import MetricsHistory, Sample
+    >>> history = MetricsHistory(":memory:", background=False)
+    >>> _ = history.write([Sample(60.0 * i, "web-1", "load1", float(i % 2)) for i in range(400)])
+    >>> bool(detect_history(history, "load1", "web-1")["flagged"].any())
+    False
+    >>> len(history.query("load1_anomaly_score", host="web-1"))
+    400
+    >>> history.close()
+    """
+    import pandas as pd
+
+    frame = history.query(metric, host=host, start=since)
+    if frame.empty:
+        raise AnalyticsError(
+            f"the history has no samples of {metric!r} for host {host!r}"
+            + ("" if since is None else f" since {since!r}")
+            + "; check the names with history.metrics() and history.hosts()"
+        )
+    keys = frame["labels"].map(lambda labels: tuple(sorted(dict(labels or {}).items())))
+    parts = []
+    for _, part in frame.assign(_key=keys).groupby("_key", sort=True):
+        part = part.sort_values("ts", kind="stable").drop(columns="_key")
+        scored = detect(part[["ts", "value"]], detector, threshold)
+        parts.append(
+            part.assign(score=scored["score"].to_numpy(), flagged=scored["flagged"].to_numpy())
+        )
+    result = pd.concat(parts, ignore_index=True)
+    if write_back:
+        out = result[["ts", "host", "labels"]].assign(
+            metric=metric + SCORE_SUFFIX, value=result["score"]
+        )
+        history.write(out)
+    return result
 
 
 def flagged_intervals(frame: pd.DataFrame) -> list[tuple[Any, Any]]:
