@@ -6,6 +6,12 @@ baseline) and a rolling z-score (the raw baseline) in the same run; prints one J
 
     .venv/bin/python bench/nab.py --json
     .venv/bin/python bench/nab.py --categories realTraffic --detector zscore --write-scores out/
+    .venv/bin/python bench/nab.py --holdout realKnownCause   # threshold from the other categories
+
+``per_category`` scores each category alone (its own best threshold, as NAB would on that part);
+``holdout`` scores one category at the threshold swept on the *other* categories, the honest
+number for data the detector and its threshold were not chosen on; ``--holdout all`` does it for
+each category in turn (leave one category out).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from slothlab.analytics import nab
 from slothlab.analytics.base import Detector
 from slothlab.analytics.registry import get
 from slothlab.config import shared_dir
-from slothlab.errors import SlothlabError
+from slothlab.errors import NabDataError, SlothlabError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,15 +55,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--categories", nargs="+", default=None, help="only these categories")
     parser.add_argument("--detector", default="default", help="a registered detector name")
     parser.add_argument("--write-scores", type=Path, default=None, metavar="DIR")
+    parser.add_argument(
+        "--holdout",
+        default=None,
+        metavar="CATEGORY",
+        help="score CATEGORY (or 'all', each in turn) at the thresholds of the other categories",
+    )
     parser.add_argument("--json", action="store_true", help="one line of JSON")
     return parser
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.data is None:
-        raise nab.NabDataError("no NAB data: pass --data PATH or set SLOTHLAB_SHARED_DIR")
+        raise NabDataError("no NAB data: pass --data PATH or set SLOTHLAB_SHARED_DIR")
     files = nab.load_corpus(args.data, args.categories)
-    ours = _score_files(files, args.detector, args.write_scores)
+    ours, our_scores = _score_files(files, args.detector, args.write_scores)
+    ours["per_category"] = _per_category(files, our_scores)
+    if args.holdout is not None:
+        ours["holdout"] = _holdouts(files, our_scores, args.holdout)
+    ours["stream_us_per_sample"] = _stream_cost(files, args.detector)
     report: dict[str, Any] = {
         "benchmark": "NAB v1.1 (shared part)",
         "files": len(files),
@@ -66,24 +82,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ours": ours,
     }
     if args.detector != "zscore":
-        report["baseline_zscore"] = _score_files(files, "zscore", None)
+        report["baseline_zscore"] = _score_files(files, "zscore", None)[0]
     numenta = _stored_scores(files, args.data / "results" / "numenta", "numenta")
     if numenta is not None:
         report["numenta_htm"] = _summary(files, numenta)
+        report["numenta_htm"]["per_category"] = _per_category(files, numenta)
+        if args.holdout is not None:
+            report["numenta_htm"]["holdout"] = _holdouts(files, numenta, args.holdout)
         std = report["numenta_htm"]["profiles"]["standard"]
         report["ratio_standard_vs_numenta"] = round(ours["profiles"]["standard"] / std, 4)
     return report
 
 
-def _score_files(files: list[nab.NabFile], name: str, out: Path | None) -> dict[str, Any]:
+def _score_files(
+    files: list[nab.NabFile], name: str, out: Path | None
+) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
     scores: dict[str, np.ndarray[Any, Any]] = {}
     elapsed = 0.0
     for f in files:
         detector = get(name)
         if not isinstance(detector, Detector):
-            raise nab.NabDataError(
-                f"{name!r} is a multivariate detector; NAB needs a univariate one"
-            )
+            raise NabDataError(f"{name!r} is a multivariate detector; NAB needs a univariate one")
         start = time.perf_counter()
         scores[f.name] = detector.score_batch(f.values, f.timestamps)
         elapsed += time.perf_counter() - start
@@ -93,7 +112,72 @@ def _score_files(files: list[nab.NabFile], name: str, out: Path | None) -> dict[
     rows = sum(f.values.size for f in files)
     summary["rows_per_s"] = round(rows / elapsed) if elapsed else None
     summary["us_per_sample"] = round(1e6 * elapsed / rows, 2)
-    return summary
+    return summary, scores
+
+
+def _stream_cost(files: list[nab.NabFile], name: str, rows: int = 3000) -> float:
+    """Microseconds per update() call, one sample at a time, on the start of the first file."""
+    detector = get(name)
+    f = files[0]
+    pairs = list(zip(f.values[:rows].tolist(), f.timestamps[:rows].tolist(), strict=True))
+    start = time.perf_counter()
+    for value, ts in pairs:
+        detector.update(value, ts)
+    return round(1e6 * (time.perf_counter() - start) / max(len(pairs), 1), 2)
+
+
+def _category(f: nab.NabFile) -> str:
+    return f.name.split("/")[0]
+
+
+def _per_category(files: list[nab.NabFile], scores: dict[str, Any]) -> dict[str, float]:
+    """Each category scored alone (its own best standard-profile threshold)."""
+    out = {}
+    for category in sorted({_category(f) for f in files}):
+        part = [f for f in files if _category(f) == category]
+        out[category] = round(nab.score_corpus(part, scores, nab.STANDARD).normalized, 2)
+    return out
+
+
+def _holdouts(files: list[nab.NabFile], scores: dict[str, Any], which: str) -> dict[str, Any]:
+    categories = sorted({_category(f) for f in files})
+    chosen = categories if which == "all" else [which]
+    unknown = set(chosen) - set(categories)
+    if unknown or len(categories) < 2:
+        raise NabDataError(
+            f"--holdout {which}: pick one of {', '.join(categories)} or 'all' "
+            "(and load at least two categories)"
+        )
+    out: dict[str, Any] = {}
+    for category in chosen:
+        held = [f for f in files if _category(f) == category]
+        rest = [f for f in files if _category(f) != category]
+        out[category] = {}
+        for profile in nab.PROFILES:
+            threshold = nab.score_corpus(rest, scores, profile).threshold
+            out[category][profile.name] = round(_at_threshold(held, scores, profile, threshold), 2)
+    if which == "all":
+        out["mean_standard"] = round(float(np.mean([out[c]["standard"] for c in chosen])), 2)
+    return out
+
+
+def _at_threshold(
+    files: list[nab.NabFile], scores: dict[str, Any], profile: nab.Profile, threshold: float
+) -> float:
+    """The normalised NAB score of ``files`` with detections at ``score >= threshold``."""
+    total, windows = 0.0, 0
+    for f in files:
+        weights, ids = nab.row_weights(f.values.size, f.windows, profile)
+        keep = ids != -2
+        hit = np.asarray(scores[f.name])[keep] >= threshold
+        weights, ids = weights[keep], ids[keep]
+        for k in np.unique(ids[ids >= 0]).tolist():
+            inside = np.flatnonzero(hit & (ids == k))
+            total += float(weights[inside[0]]) if inside.size else -profile.fn
+            windows += 1
+        total += float(weights[hit & (ids == -1)].sum())
+    span = (profile.tp + profile.fn) * windows
+    return 100.0 * (total + profile.fn * windows) / span if span else 0.0
 
 
 def _summary(files: list[nab.NabFile], scores: dict[str, Any]) -> dict[str, Any]:
