@@ -41,7 +41,7 @@ __all__ = ["MAX_DEPTH", "MAX_ITEMS", "is_lua_function", "is_lua_table", "to_lua"
 MAX_DEPTH = 100
 """Tables nested deeper than this are refused (and cycles are reported) in both directions."""
 
-MAX_ITEMS = 5_000_000
+MAX_ITEMS = 1_000_000
 """At most this many keys and values are converted from one Lua value (tables shared many times
 would otherwise cost exponential time)."""
 
