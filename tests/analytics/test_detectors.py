@@ -207,3 +207,11 @@ def test_detect_history_keeps_label_sets_apart_and_can_skip_the_write(tmp_path: 
             detect_history(history, "cpu", "db")
     assert len(frame) == 200
     assert sorted(frame.groupby(frame["labels"].map(str)).size().tolist()) == [100, 100]
+
+
+def test_context_batch_equals_stream_on_extreme_values() -> None:
+    values = np.r_[np.sin(np.arange(400) / 5.0), 1e300, 3.0, -1e300, 1e-300, np.inf, 0.5]
+    det = ContextDetector()
+    stream = [det.update(v) for v in values]
+    np.testing.assert_array_equal(ContextDetector().score_batch(values), stream)
+    assert stream[400] == 1.0

@@ -46,6 +46,11 @@ __all__ = ["ContextDetector"]
 _DAY = 86400.0
 _NO_LEVEL = -(2**62)  # the "previous level" before the first sample
 _NO_TIME = -1
+_CAP = 2.0**52  # bin and level numbers are clamped here: far-out values stay exact integers
+
+
+def _clamp(position: float) -> float:
+    return min(max(position, -_CAP), _CAP)
 
 
 class ContextDetector(Detector):
@@ -134,10 +139,10 @@ class ContextDetector(Detector):
     def _visit(self, x: float, ts: float | None) -> tuple[float, float, float]:
         """Count this sample's bin and contexts; the three raw anomalies (before counting)."""
         bins, full, ctx, tfull, tctx = self._counts
-        key = (math.floor((x - self._origin) / self._bin_width),)
+        key = (math.floor(_clamp((x - self._origin) / self._bin_width)),)
         novel = 0.0 if bins[key] else 1.0
         bins[key] += 1
-        q = math.floor((x - self._origin) / self._level_width)
+        q = math.floor(_clamp((x - self._origin) / self._level_width))
         q1, q2 = self._prev
         hour = _NO_TIME if ts is None else math.floor((ts % _DAY) / self.bucket)
         surprise = 1.0 - full[(q, q1, q2)] / (ctx[(q1, q2)] + 1.0)
@@ -193,8 +198,8 @@ class ContextDetector(Detector):
         self._lo, self._hi = float(x[:warm].min()), float(x[:warm].max())
         self._set_widths()
         spatial = self._batch_spatial(x)
-        bins = np.floor((x - self._origin) / self._bin_width).astype(np.int64)
-        q = np.floor((x - self._origin) / self._level_width).astype(np.int64)
+        bins = np.floor(np.clip((x - self._origin) / self._bin_width, -_CAP, _CAP)).astype(np.int64)
+        q = np.floor(np.clip((x - self._origin) / self._level_width, -_CAP, _CAP)).astype(np.int64)
         q1 = np.r_[_NO_LEVEL, q[:-1]]
         q2 = np.r_[_NO_LEVEL, q1[:-1]]
         hour = self._hours(stamps)
