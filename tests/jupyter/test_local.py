@@ -142,7 +142,7 @@ def test_ctrl_c_interrupts_the_cell_and_keeps_the_runtime(slothlab_home: Path) -
     before = signal.getsignal(signal.SIGINT)
     thread = threading.Thread(target=press_ctrl_c)
     thread.start()
-    with pytest.raises(LuaTimeoutError, match=r"^interrupted$"):
+    with pytest.raises(LuaTimeoutError, match=r"^cell:1: interrupted$"):
         ex.run(CellRequest("print('looping') while true do end", timeout_s=30))
     thread.join()
     assert signal.getsignal(signal.SIGINT) is before
