@@ -10,6 +10,9 @@ Per sample, causally, with one parameter set for every series:
   context before, for the context "the two previous levels" and for "the previous level at this
   time of day" (3-hour buckets; without timestamps, just the previous level). A CAD-OSE-like
   memory of sequences, kept as plain counts.
+* **daily profile** — the same surprise for the level given only the hour of the day (1-hour
+  buckets): a value that is usual for the series but not at this time of day (a missing daily
+  peak). Without timestamps it reads as "how rare is this level".
 
 Each raw stream (1 for a new bin, the surprise in [0, 1]) goes through its own
 :class:`~slothlab.analytics.likelihood.AnomalyLikelihood`, so surprise is judged against how
@@ -62,7 +65,8 @@ class ContextDetector(Detector):
         levels: quantisation levels across the warm-up range (context surprise).
         tol: how far (fraction of the seen range) a value must leave that range to count.
         weight: the scale of the likelihood part (below the range part's floor of 0.7).
-        hours: the width of a time-of-day bucket, in hours.
+        hours: the width of the time-of-day bucket of the sequence context, in hours.
+        profile_hours: the width of the time-of-day bucket of the daily profile, in hours.
         refractory: rows a reported score must beat before another is reported.
         long_window, short_window, learning, min_std: the likelihood layers' parameters.
     """
@@ -77,6 +81,7 @@ class ContextDetector(Detector):
         tol: float = 0.05,
         weight: float = 0.6,
         hours: float = 3.0,
+        profile_hours: float = 1.0,
         refractory: int = 100,
         long_window: int = 8640,
         short_window: int = 10,
@@ -89,9 +94,10 @@ class ContextDetector(Detector):
         self.tol = tol
         self.weight = weight
         self.bucket = hours * 3600.0
+        self.profile_bucket = profile_hours * 3600.0
         self.refractory = refractory
         self._lik_args = (long_window, short_window, learning, min_std)
-        self._liks = [AnomalyLikelihood(*self._lik_args) for _ in range(3)]
+        self._liks = [AnomalyLikelihood(*self._lik_args) for _ in range(4)]
         self._buffer: list[tuple[float, float | None]] = []
         self._lo = math.inf
         self._hi = -math.inf
@@ -99,7 +105,7 @@ class ContextDetector(Detector):
         self._bin_width = 1.0
         self._level_width = 1.0
         self._prev = (_NO_LEVEL, _NO_LEVEL)  # the last two levels, newest first
-        self._counts: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(5)]
+        self._counts: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(7)]
         self._recent: deque[float] = deque([0.0] * refractory, maxlen=refractory or None)
         self._pending: list[tuple[NDArray[np.int64], ...]] = []
         self._n = 0
@@ -126,7 +132,12 @@ class ContextDetector(Detector):
             self._count_pending()
         raws = self._visit(x, ts)
         liks = self._liks
-        likely = max(liks[0].update(raws[0]), liks[1].update(raws[1]), liks[2].update(raws[2]))
+        likely = max(
+            liks[0].update(raws[0]),
+            liks[1].update(raws[1]),
+            liks[2].update(raws[2]),
+            liks[3].update(raws[3]),
+        )
         return self._report(max(spatial, self.weight * likely))
 
     def _report(self, score: float) -> float:
@@ -136,23 +147,27 @@ class ContextDetector(Detector):
             recent.append(score)
         return out
 
-    def _visit(self, x: float, ts: float | None) -> tuple[float, float, float]:
+    def _visit(self, x: float, ts: float | None) -> tuple[float, float, float, float]:
         """Count this sample's bin and contexts; the three raw anomalies (before counting)."""
-        bins, full, ctx, tfull, tctx = self._counts
+        bins, full, ctx, tfull, tctx, pfull, pctx = self._counts
         key = (math.floor(_clamp((x - self._origin) / self._bin_width)),)
         novel = 0.0 if bins[key] else 1.0
         bins[key] += 1
         q = math.floor(_clamp((x - self._origin) / self._level_width))
         q1, q2 = self._prev
         hour = _NO_TIME if ts is None else math.floor((ts % _DAY) / self.bucket)
+        slot = _NO_TIME if ts is None else math.floor((ts % _DAY) / self.profile_bucket)
         surprise = 1.0 - full[(q, q1, q2)] / (ctx[(q1, q2)] + 1.0)
         timely = 1.0 - tfull[(q, q1, hour)] / (tctx[(q1, hour)] + 1.0)
+        usual = 1.0 - pfull[(q, slot)] / (pctx[(slot,)] + 1.0)
         full[(q, q1, q2)] += 1
         ctx[(q1, q2)] += 1
         tfull[(q, q1, hour)] += 1
         tctx[(q1, hour)] += 1
+        pfull[(q, slot)] += 1
+        pctx[(slot,)] += 1
         self._prev = (q, q1)
-        return novel, surprise, timely
+        return novel, surprise, timely, usual
 
     def _count_pending(self) -> None:
         for counter, cols in zip(self._counts, self._pending, strict=True):
@@ -202,13 +217,15 @@ class ContextDetector(Detector):
         q = np.floor(np.clip((x - self._origin) / self._level_width, -_CAP, _CAP)).astype(np.int64)
         q1 = np.r_[_NO_LEVEL, q[:-1]]
         q2 = np.r_[_NO_LEVEL, q1[:-1]]
-        hour = self._hours(stamps)
-        keys = [(bins,), (q, q1, q2), (q1, q2), (q, q1, hour), (q1, hour)]
+        hour = self._hours(stamps, self.bucket)
+        slot = self._hours(stamps, self.profile_bucket)
+        keys = [(bins,), (q, q1, q2), (q1, q2), (q, q1, hour), (q1, hour), (q, slot), (slot,)]
         seen = [_seen_before(k) for k in keys]
         raws = [
             (seen[0] == 0).astype(np.float64),
             1.0 - seen[1] / (seen[2] + 1.0),
             1.0 - seen[3] / (seen[4] + 1.0),
+            1.0 - seen[5] / (seen[6] + 1.0),
         ]
         likely = np.zeros(n)
         for lik, raw in zip(self._liks, raws, strict=True):
@@ -221,10 +238,10 @@ class ContextDetector(Detector):
         score[:warm] = 0.0
         return self._batch_report(score)
 
-    def _hours(self, stamps: list[float | None]) -> NDArray[np.int64]:
+    def _hours(self, stamps: list[float | None], bucket: float) -> NDArray[np.int64]:
         if stamps and stamps[0] is not None:  # all stamps or none (see _stamps)
             ts = np.asarray(stamps, dtype=np.float64)
-            return np.floor(np.mod(ts, _DAY) / self.bucket).astype(np.int64)
+            return np.floor(np.mod(ts, _DAY) / bucket).astype(np.int64)
         return np.full(len(stamps), _NO_TIME, dtype=np.int64)
 
     def _batch_spatial(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
