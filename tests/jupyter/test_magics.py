@@ -215,7 +215,7 @@ def test_unknown_line_command(shell: InteractiveShell) -> None:
 def test_timeout_flag_and_setting(shell: InteractiveShell) -> None:
     sloth(shell, "", "kept = 1")
     text = usage_error(shell, "--timeout 0.1", "while true do end")
-    assert text.startswith("Lua stopped: time limit exceeded")
+    assert text.startswith("Lua stopped: cell:1: time limit exceeded")
     shell.run_line_magic("config", "SlothMagics.timeout = 0.1")
     assert usage_error(shell, "", "while true do end").startswith("Lua stopped")
     assert sloth(shell, "", "return kept") == 1  # the runtime survived both
