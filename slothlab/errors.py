@@ -22,6 +22,8 @@
     │   ├── StateTypeError         an operation met a value of the wrong type
     │   └── LockError              a lock could not be taken, renewed or released
     ├── WorkflowError              a workflow is malformed (cycle, unknown dependency, ...)
+    ├── ClientError                an agent or the master refused a request or could not be reached
+    │   └── AgentUnreachableError  no answer in time: refused connection, timeout, reset
     └── AnalyticsError             analytics got input it cannot use
         ├── UnknownDetectorError   no anomaly detector of that name (names the known ones)
         └── NabDataError           NAB benchmark data or scores are missing or malformed
@@ -32,8 +34,10 @@ Every message says what was wrong and, where it can, what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "AgentUnreachableError",
     "AlertError",
     "AnalyticsError",
+    "ClientError",
     "ConfigError",
     "CustomMetricError",
     "HistoryError",
@@ -176,6 +180,28 @@ class LockError(StateError):
 
 class WorkflowError(SlothlabError):
     """A workflow definition is malformed (a cycle, an unknown dependency, a bad field)."""
+
+
+class ClientError(SlothlabError):
+    """A request to an agent or the master failed; the message names the server and what happened.
+
+    Attributes:
+        server: who was asked (``"agent web-1 at http://..."``, ``"master at http://..."``).
+        status: the HTTP status of the answer, or ``None`` when there was none.
+        code: the error body's ``code`` (``"not_found"``, ``"unauthorized"``, ...), or "".
+    """
+
+    def __init__(
+        self, message: str, *, server: str = "", status: int | None = None, code: str = ""
+    ) -> None:
+        self.server = server
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+class AgentUnreachableError(ClientError):
+    """No answer: the connection was refused or reset, or the deadline passed."""
 
 
 class AnalyticsError(SlothlabError):
