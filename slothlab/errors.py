@@ -24,6 +24,10 @@
     ├── WorkflowError              a workflow is malformed (cycle, unknown dependency, ...)
     ├── ClientError                an agent or the master refused a request or could not be reached
     │   └── AgentUnreachableError  no answer in time: refused connection, timeout, reset
+    ├── MasterError                the master refused an operation
+    │   ├── UnknownAgentError      no agent is registered under that name
+    │   ├── UnknownStrategyError   no balancer strategy of that name (names the known ones)
+    │   └── NoAgentError           no agent could take a task (says which were tried and why)
     └── AnalyticsError             analytics got input it cannot use
         ├── UnknownDetectorError   no anomaly detector of that name (names the known ones)
         └── NabDataError           NAB benchmark data or scores are missing or malformed
@@ -47,17 +51,21 @@ __all__ = [
     "LuaMemoryError",
     "LuaSyntaxError",
     "LuaTimeoutError",
+    "MasterError",
     "MetricNameError",
     "MetricsError",
     "MissingDependencyError",
     "NabDataError",
+    "NoAgentError",
     "NotebookError",
     "SlothlabError",
     "StateCorruptError",
     "StateError",
     "StateFullError",
     "StateTypeError",
+    "UnknownAgentError",
     "UnknownDetectorError",
+    "UnknownStrategyError",
     "WorkflowError",
 ]
 
@@ -202,6 +210,28 @@ class ClientError(SlothlabError):
 
 class AgentUnreachableError(ClientError):
     """No answer: the connection was refused or reset, or the deadline passed."""
+
+
+class MasterError(SlothlabError):
+    """The master refused an operation; the message says what to do."""
+
+
+class UnknownAgentError(MasterError, KeyError):
+    """No agent is registered under that name (an agent heartbeating gets 404 and re-registers)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownStrategyError(MasterError, KeyError):
+    """No load-balancing strategy is registered under that name; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NoAgentError(MasterError):
+    """No agent could take a task: none matched, or every one tried failed before it started."""
 
 
 class AnalyticsError(SlothlabError):
