@@ -36,6 +36,15 @@ DEFAULTS: dict[str, Any] = {
     "metrics.retention_raw_days": 7.0,  # 0 keeps for ever
     "metrics.retention_1m_days": 90.0,
     "metrics.retention_1h_days": 730.0,
+    "master.host": "127.0.0.1",
+    "master.port": 8700,
+    "master.data_dir": "",  # empty: <home> (master.db, state.db, history.duckdb)
+    "master.heartbeat_interval_s": 10.0,  # what agents are told; unknown after 3 missed
+    "master.unknown_after_missed": 3,
+    "master.dead_after_s": 60.0,
+    "master.connect_timeout_s": 2.0,  # dispatch: connect (failover when it fails)
+    "master.read_timeout_s": 10.0,  # dispatch: answer (re-query the same agent when it fails)
+    "master.max_failover": 3,  # agents tried before a task is refused
 }
 
 
