@@ -24,6 +24,9 @@
     ├── WorkflowError              a workflow is malformed (cycle, unknown dependency, ...)
     ├── ClientError                an agent or the master refused a request or could not be reached
     │   └── AgentUnreachableError  no answer in time: refused connection, timeout, reset
+    ├── AgentError                 the agent refused an operation
+    │   ├── AgentBusyError         over its resource limits, queue full or shutting down
+    │   └── TaskNotFoundError      no task with that id (never submitted, or forgotten)
     ├── MasterError                the master refused an operation
     │   ├── UnknownAgentError      no agent is registered under that name
     │   ├── UnknownStrategyError   no balancer strategy of that name (names the known ones)
@@ -38,6 +41,8 @@ Every message says what was wrong and, where it can, what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "AgentBusyError",
+    "AgentError",
     "AgentUnreachableError",
     "AlertError",
     "AnalyticsError",
@@ -63,6 +68,7 @@ __all__ = [
     "StateError",
     "StateFullError",
     "StateTypeError",
+    "TaskNotFoundError",
     "UnknownAgentError",
     "UnknownDetectorError",
     "UnknownStrategyError",
@@ -210,6 +216,31 @@ class ClientError(SlothlabError):
 
 class AgentUnreachableError(ClientError):
     """No answer: the connection was refused or reset, or the deadline passed."""
+
+
+class AgentError(SlothlabError):
+    """The agent refused an operation; the message says what to do."""
+
+
+class AgentBusyError(AgentError):
+    """The agent takes no new task now: over a resource limit, queue full, or shutting down.
+
+    Attributes:
+        status: the HTTP status to answer with (503, or 429 for a full queue).
+        retry_after_s: when to try again, in seconds.
+    """
+
+    def __init__(self, message: str, *, status: int = 503, retry_after_s: float = 1.0) -> None:
+        self.status = status
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class TaskNotFoundError(AgentError, KeyError):
+    """No task has that id: it was never submitted here, or its result was forgotten."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class MasterError(SlothlabError):
