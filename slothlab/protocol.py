@@ -134,6 +134,9 @@ class TaskInfo(_Model):
     result: list[Any] | None = None
     error: str | None = None
     attempts: int = 1
+    agent_task_id: str | None = Field(
+        default=None, max_length=200, description="through the master: the id on the agent"
+    )
 
 
 class BatchResponse(_Model):
