@@ -24,6 +24,7 @@
     ├── WorkflowError              a workflow is malformed (cycle, unknown dependency, ...)
     ├── ClientError                an agent or the master refused a request or could not be reached
     │   └── AgentUnreachableError  no answer in time: refused connection, timeout, reset
+    ├── ClusterError               the local cluster (slothlab up/down) could not start or stop
     ├── AgentError                 the agent refused an operation
     │   ├── AgentBusyError         over its resource limits, queue full or shutting down
     │   └── TaskNotFoundError      no task with that id (never submitted, or forgotten)
@@ -47,6 +48,7 @@ __all__ = [
     "AlertError",
     "AnalyticsError",
     "ClientError",
+    "ClusterError",
     "ConfigError",
     "CustomMetricError",
     "HistoryError",
@@ -216,6 +218,10 @@ class ClientError(SlothlabError):
 
 class AgentUnreachableError(ClientError):
     """No answer: the connection was refused or reset, or the deadline passed."""
+
+
+class ClusterError(SlothlabError):
+    """The local cluster could not be started or stopped; the message says why and what to do."""
 
 
 class AgentError(SlothlabError):
