@@ -1,0 +1,141 @@
+"""Client deadlines, retries and messages against servers that misbehave (no agent needed)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from slothlab.client import AgentClient, Controller
+from slothlab.cluster import free_port
+from slothlab.errors import AgentUnreachableError, ClientError
+
+
+@pytest.fixture
+def stalled_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+class _Script(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # no 40 ms Nagle + delayed-ACK stall
+    answers: ClassVar[list[tuple[int, dict[str, object]]]] = []
+    seen: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        self.seen.append(f"{self.command} {self.path}")
+        status, body = self.answers.pop(0) if self.answers else (200, {})
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[str, type[_Script]]]:
+    handler = type("Handler", (_Script,), {"answers": [], "seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _task(state: str = "succeeded") -> dict[str, object]:
+    return {"id": "t1", "agent": "a1", "kind": "shell", "state": state, "submitted_at": 1.0}
+
+
+def test_closed_port_fails_fast_and_names_the_agent() -> None:
+    port = free_port()
+    client = AgentClient(f"http://127.0.0.1:{port}", "tok", name="web-1", retries=0)
+    with pytest.raises(AgentUnreachableError) as err:
+        client.info()
+    message = str(err.value)
+    assert f"agent web-1 at http://127.0.0.1:{port}" in message
+    assert "GET /v1/info" in message and "connection refused" in message
+
+
+def test_stalled_server_gives_up_at_the_read_deadline(stalled_port: int) -> None:
+    client = AgentClient(
+        f"http://127.0.0.1:{stalled_port}", "tok", name="slow", timeout=(1.0, 0.3), retries=0
+    )
+    with pytest.raises(AgentUnreachableError) as err:
+        client.task("t1")
+    assert "no answer within 0.3 s" in str(err.value)
+    assert "agent slow" in str(err.value)
+
+
+def test_wait_on_a_stalled_server_ends_at_its_deadline(stalled_port: int) -> None:
+    ctl = Controller(f"http://127.0.0.1:{stalled_port}", "tok", timeout=(1.0, 0.2), retries=0)
+    with pytest.raises(AgentUnreachableError, match="master at"):
+        ctl.wait("t1", timeout=0.2)
+
+
+def test_error_body_becomes_a_one_line_message(scripted: tuple[str, type[_Script]]) -> None:
+    url, handler = scripted
+    handler.answers.append((404, {"error": {"code": "not_found", "message": "no task t9"}}))
+    with pytest.raises(ClientError) as err:
+        AgentClient(url, "tok", name="a1").task("t9")
+    assert err.value.status == 404 and err.value.code == "not_found"
+    assert str(err.value) == f"agent a1 at {url}: GET /v1/tasks/t9 failed with 404: no task t9"
+
+
+def test_get_is_retried_after_503(scripted: tuple[str, type[_Script]]) -> None:
+    url, handler = scripted
+    handler.answers += [(503, {"error": {"code": "busy", "message": "busy"}}), (200, _task())]
+    info = AgentClient(url, "tok").task("t1")
+    assert info.state == "succeeded" and handler.seen == ["GET /v1/tasks/t1"] * 2
+
+
+def test_submit_always_carries_a_key_and_is_retried(scripted: tuple[str, type[_Script]]) -> None:
+    url, handler = scripted
+    handler.answers += [(503, {"error": {"code": "busy", "message": "busy"}}), (202, _task())]
+    info = AgentClient(url, "tok").submit("shell", "true")
+    assert info.id == "t1" and handler.seen == ["POST /v1/tasks"] * 2
+
+
+def test_post_without_key_is_sent_once(scripted: tuple[str, type[_Script]]) -> None:
+    url, handler = scripted
+    handler.answers += [(503, {"error": {"code": "busy", "message": "try later"}})]
+    ctl = Controller(url, "tok")
+    with pytest.raises(ClientError, match="503: try later"):
+        ctl.http.json("POST", "/v1/agents/x/heartbeat", json={})
+    assert handler.seen == ["POST /v1/agents/x/heartbeat"]
+
+
+def test_bad_task_fields_are_refused_before_sending() -> None:
+    client = AgentClient("http://127.0.0.1:9", "tok")
+    with pytest.raises(ClientError, match="bad task: timeout_s"):
+        client.submit("shell", "true", timeout_s=-1)
+
+
+def test_controller_without_a_master_says_how_to_get_one(slothlab_home: object) -> None:
+    with pytest.raises(ClientError, match="slothlab up"):
+        Controller()
+
+
+def test_health_503_is_an_answer(scripted: tuple[str, type[_Script]]) -> None:
+    url, handler = scripted
+    handler.answers.append((503, {"status": "unhealthy", "checks": []}))
+    assert AgentClient(url, None).health()["status"] == "unhealthy"
