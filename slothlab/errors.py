@@ -4,6 +4,7 @@
 
     SlothlabError                  every error slothlab raises on purpose
     ├── ConfigError                a bad setting or settings file
+    │   └── FeatureError           an unknown feature flag, or one that cannot be enabled
     ├── MissingDependencyError     an optional extra is not installed (names the pip command)
     ├── NotebookError              a notebook magic got bad input (an unknown -i name, ...)
     ├── LuaError                   a Lua chunk failed: chunk name, line and Lua traceback
@@ -51,6 +52,7 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "CustomMetricError",
+    "FeatureError",
     "HistoryError",
     "HistoryLockedError",
     "LockError",
@@ -84,6 +86,13 @@ class SlothlabError(Exception):
 
 class ConfigError(SlothlabError):
     """A setting or the settings file is invalid."""
+
+
+class FeatureError(ConfigError, KeyError):
+    """A feature flag is unknown (the message lists the known ones) or cannot be enabled."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class MissingDependencyError(SlothlabError, ImportError):
