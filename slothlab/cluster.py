@@ -315,14 +315,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _log_tail(member: Member, lines: int = 8) -> str:
+def _log_tail(member: Member) -> str:
     try:
-        text = Path(member.log).read_text("utf-8", "replace").strip().splitlines()[-lines:]
+        lines = Path(member.log).read_text("utf-8", "replace").strip().splitlines()
     except OSError:
-        text = []
-    if not text:
+        lines = []
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    if not last:
         return f"its log {member.log} is empty"
-    return f"the end of its log {member.log}:\n" + "\n".join(text)
+    return f"see its log {member.log} (last line: {last[:300]})"
 
 
 def _write_state(root: Path, state: ClusterState) -> None:

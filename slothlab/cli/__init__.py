@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from slothlab import __version__
+from slothlab.cli._cluster import COMMANDS as _CLUSTER_COMMANDS
 from slothlab.cli._lua import lua_command
 from slothlab.cli._metrics import metrics_group
 from slothlab.cli._metrics_history import attach as _attach_history_commands
@@ -29,6 +30,8 @@ main.add_command(metrics_group)
 _attach_history_commands(metrics_group)
 main.add_command(run_command)
 main.add_command(state_group)
+for _command in _CLUSTER_COMMANDS:  # up, down, status, agents, exec, tasks, logs
+    main.add_command(_command)
 
 
 def sloth_runner() -> None:
