@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "metrics.retention_raw_days": 7.0,  # 0 keeps for ever
     "metrics.retention_1m_days": 90.0,
     "metrics.retention_1h_days": 730.0,
+    "master.url": "",  # the master clients and agents talk to; empty: the local cluster / none
     "master.host": "127.0.0.1",
     "master.port": 8700,
     "master.data_dir": "",  # empty: <home> (master.db, state.db, history.duckdb)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import stat
 import threading
 import tomllib
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner, Result
 
 from slothlab.config import (
     DEFAULTS,
@@ -300,3 +303,140 @@ def test_concurrent_writers_lose_no_key(tmp_path: Path) -> None:
 def test_real_home_is_not_touched(slothlab_home: Path) -> None:
     assert os.environ["SLOTHLAB_HOME"] == str(slothlab_home)
     assert config_path().is_relative_to(slothlab_home)
+
+
+# -- the `slothlab config` command ---------------------------------------------------------------
+
+
+def _cli(*args: str) -> Result:
+    from slothlab.cli import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_cli_set_then_get_both_spellings(slothlab_home: Path) -> None:
+    assert _cli("config", "set", "features.ai_optimization=true").exit_code == 0
+    assert _cli("config", "set", "agent.tags", '["web", "eu"]').exit_code == 0
+    assert _cli("config", "set", "master.url", "http://10.0.0.5:8700").exit_code == 0
+    assert _cli("config", "get", "features.ai_optimization").output == "true\n"
+    assert _cli("config", "get", "agent.tags").output == '["web", "eu"]\n'
+    assert _cli("config", "get", "master.url").output == "http://10.0.0.5:8700\n"
+    assert _read(slothlab_home / "config.toml") == {
+        "features": {"ai_optimization": True},
+        "agent": {"tags": ["web", "eu"]},
+        "master": {"url": "http://10.0.0.5:8700"},
+    }
+
+
+def test_cli_get_default_and_source(slothlab_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _cli("config", "get", "lua.pool_size", "--source").output == "2\t(default)\n"
+    monkeypatch.setenv("SLOTHLAB_LUA_POOL_SIZE", "9")
+    assert _cli("config", "get", "lua.pool_size", "--source").output == "9\t(env)\n"
+
+
+def test_cli_get_of_an_unset_unknown_key_exits_1(slothlab_home: Path) -> None:
+    result = CliRunner().invoke(_main(), ["config", "get", "plugin.colour"])
+    assert result.exit_code == 1
+    assert "not set and has no default" in result.output
+
+
+def test_cli_set_typed_by_default_and_string_flag(slothlab_home: Path) -> None:
+    _cli("config", "set", "lua.task_wall_s=90")
+    _cli("config", "set", "state.path=123")
+    _cli("config", "set", "--string", "plugin.version", "1.10")
+    assert _read(slothlab_home / "config.toml") == {
+        "lua": {"task_wall_s": 90},
+        "state": {"path": "123"},
+        "plugin": {"version": "1.10"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["lua.pool_size=many"], "not a whole number"),
+        (["features.ai_optimisation=true"], "known features: ai_optimization"),
+        (["features.multi_cloud=true"], "not available in this version"),
+        (["features.plugins=maybe"], "not a boolean"),
+        (["pool_size=2"], "needs a section"),
+        (["agent.tags=[1,"], "not a valid TOML value"),
+    ],
+)
+def test_cli_set_refuses_bad_input_without_traceback(
+    slothlab_home: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(_main(), ["config", "set", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (slothlab_home / "config.toml").exists()
+
+
+def test_cli_set_without_value_says_how(slothlab_home: Path) -> None:
+    result = CliRunner().invoke(_main(), ["config", "set", "agent.port"])
+    assert result.exit_code == 2
+    assert "config set agent.port=VALUE" in result.output
+
+
+def test_cli_set_warns_when_the_environment_wins(
+    slothlab_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLOTHLAB_LUA_POOL_SIZE", "9")
+    result = _cli("config", "set", "lua.pool_size=3")
+    assert "SLOTHLAB_LUA_POOL_SIZE in the environment overrides" in result.output
+
+
+def test_cli_bad_file_is_reported_and_kept(slothlab_home: Path) -> None:
+    path = slothlab_home / "config.toml"
+    path.write_text("[agent\nport = 1\n")
+    for args in (["set", "agent.port=2"], ["list"], ["get", "agent.port"], ["unset", "a.b"]):
+        result = CliRunner().invoke(_main(), ["config", *args])
+        assert result.exit_code == 2, args
+        assert f"{path}, line 1" in result.output
+        assert "Traceback" not in result.output
+    assert path.read_text() == "[agent\nport = 1\n"
+
+
+def test_cli_unset(slothlab_home: Path) -> None:
+    _cli("config", "set", "agent.port=8702")
+    assert "removed" in _cli("config", "unset", "agent.port").output
+    assert "was not set" in _cli("config", "unset", "agent.port").output
+    assert _cli("config", "get", "agent.port").exit_code == 1
+
+
+def test_cli_list_marks_known_keys_sources_and_defaults(
+    slothlab_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cli("config", "set", "lua.pool_size=4")
+    _cli("config", "set", "plugin.colour=blue")
+    monkeypatch.setenv("SLOTHLAB_LUA_TASK_CPU_S", "5")
+    rows = {r["key"]: r for r in json.loads(_cli("config", "list", "--json").output)}
+    assert rows["lua.pool_size"] == {
+        "key": "lua.pool_size",
+        "value": 4,
+        "source": "file",
+        "known": True,
+        "default": 2,
+    }
+    assert rows["plugin.colour"]["known"] is False
+    assert rows["plugin.colour"]["source"] == "file"
+    assert rows["lua.task_cpu_s"]["source"] == "env" and rows["lua.task_cpu_s"]["value"] == 5
+    assert rows["lua.max_memory_mb"]["source"] == "default"
+    assert rows["features.ai_optimization"]["default"] is False
+    assert set(DEFAULTS) <= set(rows)
+    table = _cli("config", "list").output
+    assert "(unknown key)" in table and "plugin.colour" in table
+
+
+def test_cli_path_and_features(slothlab_home: Path) -> None:
+    assert _cli("config", "path").output.splitlines()[0] == str(slothlab_home / "config.toml")
+    _cli("config", "set", "features.plugins=true")
+    states = json.loads(_cli("config", "features", "--json").output)
+    assert states["plugins"] == "enabled" and states["web_dashboard"] == "beta"
+    assert "web_dashboard" in _cli("config", "features").output
+
+
+def _main() -> click.Group:
+    from slothlab.cli import main
+
+    return main

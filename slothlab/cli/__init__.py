@@ -10,6 +10,7 @@ import click
 
 from slothlab import __version__
 from slothlab.cli._cluster import COMMANDS as _CLUSTER_COMMANDS
+from slothlab.cli._config import config_group
 from slothlab.cli._lua import lua_command
 from slothlab.cli._metrics import metrics_group
 from slothlab.cli._metrics_history import attach as _attach_history_commands
@@ -25,6 +26,7 @@ def main() -> None:
     """slothlab: run Lua and shell tasks, keep state and metrics, drive workflows."""
 
 
+main.add_command(config_group)
 main.add_command(lua_command)
 main.add_command(metrics_group)
 _attach_history_commands(metrics_group)
