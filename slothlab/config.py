@@ -70,6 +70,27 @@ DEFAULTS: dict[str, Any] = {
     "master.connect_timeout_s": 2.0,  # dispatch: connect (failover when it fails)
     "master.read_timeout_s": 10.0,  # dispatch: answer (re-query the same agent when it fails)
     "master.max_failover": 3,  # agents tried before a task is refused
+    "agent.host": "127.0.0.1",
+    "agent.port": 8701,
+    "agent.capacity": 4,  # tasks run at once
+    "agent.heartbeat_interval_s": 5.0,
+    "agent.result_ttl_s": 3600.0,  # how long finished tasks are kept
+    "agent.max_results": 1000,  # finished tasks kept at most
+    "agent.max_queue": 10000,  # tasks that may wait; more get 429
+    "agent.max_output_bytes": 1048576,  # kept of each of a task's stdout and stderr
+    "agent.shutdown_grace_s": 10.0,  # running tasks may finish this long after SIGTERM
+    "agent.kill_grace_s": 2.0,  # after a cancel's SIGTERM, SIGKILL this much later
+    "agent.max_cpu_percent": 0.0,  # resource limits (0: none), read from the collector
+    "agent.max_memory_percent": 0.0,
+    "agent.warn_cpu_percent": 0.0,
+    "agent.warn_memory_percent": 0.0,
+    "agent.limit_action": "queue",  # past a limit: queue, reject or throttle
+    "agent.throttle_capacity": 0,  # tasks at once while throttled (0: half the capacity)
+    "agent.shell_max_memory_mb": 0,  # RLIMIT_AS of shell tasks (0: none)
+    "agent.shell_max_cpu_s": 0,  # RLIMIT_CPU of shell tasks (0: none)
+    "agent.lua_max_memory_mb": 256,
+    "agent.lua_exec": False,  # may Lua tasks use exec.run (shell commands)?
+    "agent.lua_fs": False,  # may Lua tasks use fs?
 }
 
 
