@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "lua.pool_size": 2,
     "lua.task_cpu_s": 30,
     "lua.task_wall_s": 60,
+    "lua.env_allow": [],  # environment variables system.env() may read (none by default)
     "metrics.history_path": "",  # empty: <home>/metrics.duckdb
     "metrics.retention_raw_days": 7.0,  # 0 keeps for ever
     "metrics.retention_1m_days": 90.0,

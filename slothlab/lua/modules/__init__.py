@@ -31,6 +31,7 @@ _BUILTINS: list[tuple[str, str]] = [
     ("slothlab.lua.modules.fs", "FsModule"),
     ("slothlab.lua.modules.workflow", "WorkflowModule"),
     ("slothlab.lua.modules.workflow", "TaskModule"),
+    ("slothlab.lua.modules.system", "SystemModule"),
 ]
 
 
