@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from slothlab import __version__
+from slothlab.cli._agent import agent_group
 from slothlab.cli._cluster import COMMANDS as _CLUSTER_COMMANDS
 from slothlab.cli._config import config_group
 from slothlab.cli._lua import lua_command
@@ -26,6 +27,7 @@ def main() -> None:
     """slothlab: run Lua and shell tasks, keep state and metrics, drive workflows."""
 
 
+main.add_command(agent_group)
 main.add_command(config_group)
 main.add_command(lua_command)
 main.add_command(metrics_group)
