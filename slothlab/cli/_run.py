@@ -28,8 +28,20 @@ _MARKS = {"success": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yell
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-w", "--workflow", "name", help="The workflow to run (when the file has several).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
-def run_command(file: Path, name: str | None, as_json: bool) -> None:
-    """Run a workflow from a Lua FILE locally, in dependency order with parallel branches."""
+@click.option(
+    "-d",
+    "--delegate",
+    "delegate",
+    multiple=True,
+    metavar="AGENT",
+    help="Run the tasks on this agent (name, tag:X, region:Y or any; repeat for one of several); "
+    "tasks with their own delegate_to keep it. Needs a master (`slothlab up`).",
+)
+def run_command(file: Path, name: str | None, as_json: bool, delegate: tuple[str, ...]) -> None:
+    """Run a workflow from a Lua FILE, in dependency order with parallel branches.
+
+    Tasks run here, except those with delegate_to (or all of them with -d), which run on agents.
+    """
     from rich.console import Console
 
     from slothlab.errors import LuaError, SlothlabError
@@ -39,9 +51,9 @@ def run_command(file: Path, name: str | None, as_json: bool) -> None:
     out = Console(highlight=False)
     try:
         if as_json:
-            result = run_file(file, name, output=_to_stderr)
+            result = run_file(file, name, output=_to_stderr, delegate_to=delegate)
         else:
-            result = run_file(file, name, listener=_Progress(out).event)
+            result = run_file(file, name, listener=_Progress(out).event, delegate_to=delegate)
     except LuaError as exc:
         err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
         if exc.traceback:

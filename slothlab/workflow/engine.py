@@ -28,6 +28,8 @@ from slothlab.workflow.model import RunResult, TaskResult, TaskSpec, TaskStatus,
 
 if TYPE_CHECKING:
     from slothlab.lua.runtime import Runtime
+    from slothlab.protocol import TaskInfo
+    from slothlab.workflow.remote import RemoteRunner
 
 __all__ = ["Engine", "TaskEvent", "topological_order", "validate"]
 
@@ -129,6 +131,10 @@ class Engine:
         listener: receives :class:`TaskEvent` objects, from worker threads.
         max_parallel: tasks running at once (the workflow's ``config.max_parallel`` wins).
         backoff_s: the first retry's wait; each next one doubles it.
+        remote: sends tasks with ``delegate_to`` to agents (default: one made on first use,
+            talking to the local cluster's master or ``master.url``).
+        delegate_to: where tasks without their own ``delegate_to`` run (``slothlab run -d``);
+            empty: here.
     """
 
     def __init__(
@@ -141,6 +147,8 @@ class Engine:
         listener: Listener | None = None,
         max_parallel: int = 4,
         backoff_s: float = 1.0,
+        remote: RemoteRunner | None = None,
+        delegate_to: tuple[str, ...] = (),
     ) -> None:
         self.runtime = runtime
         self.workdir = str(workdir or runtime.context.get("workdir") or Path.cwd())
@@ -149,7 +157,19 @@ class Engine:
         self.listener = listener
         self.max_parallel = max_parallel
         self.backoff_s = backoff_s
+        self._remote = remote
+        self.delegate_to = delegate_to
         self._lua_lock = threading.RLock()
+
+    @property
+    def remote(self) -> RemoteRunner:
+        """What sends delegated tasks to agents (made on first use)."""
+        with self._lua_lock:
+            if self._remote is None:
+                from slothlab.workflow.remote import RemoteRunner
+
+                self._remote = RemoteRunner()
+            return self._remote
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -387,6 +407,9 @@ class _TaskRunner:
             return False, "not run: the workflow's timeout (config.timeout) was reached", {}
         if command is None:
             return True, "nothing to do", {}
+        targets = self.task.delegate_to or self.engine.delegate_to
+        if targets:
+            return self._remote_attempt(command, inputs, timeout, targets)
         if isinstance(command, str):
             return self._shell_attempt(command, timeout)
         try:
@@ -409,11 +432,24 @@ class _TaskRunner:
         outputs = {"stdout": res.stdout, "stderr": res.stderr, "exit_code": res.exit_code}
         if res.timed_out:
             return False, f"timed out after {_secs(timeout)}", outputs
-        if res.success:  # the last line printed says more than "exit 0"
-            last = res.stdout.strip().splitlines()[-1:]
-            return True, last[0][:200] if last else "exit 0", outputs
-        tail = res.stderr.strip().splitlines()[-1:] or res.stdout.strip().splitlines()[-1:]
-        return False, f"exit {res.exit_code}" + (f": {tail[0]}" if tail else ""), outputs
+        return _shell_outcome(res.success, res.exit_code, res.stdout, res.stderr, outputs)
+
+    def _remote_attempt(
+        self, command: Any, inputs: dict[str, Any], timeout: float | None, entries: tuple[str, ...]
+    ) -> tuple[bool, str, dict[str, Any]]:
+        """Run the command on an agent (see :mod:`slothlab.workflow.remote`)."""
+        from slothlab.workflow.remote import parse_targets
+
+        remote, targets = self.engine.remote, parse_targets(entries)
+        try:
+            if isinstance(command, str):
+                info = remote.shell(self.task, targets, command, timeout, self.attempts)
+            else:
+                args = [self.this, self.params, inputs]
+                info = remote.lua(self.task, targets, args, timeout, self.attempts)
+        except SlothlabError as exc:
+            return False, str(exc), {}
+        return _remote_outcome(info, timeout)
 
     def _interpret(self, raw: list[Any]) -> tuple[bool, str, dict[str, Any]]:
         values = [self.engine.to_python(v) for v in raw[:3]]
@@ -445,6 +481,47 @@ class _TaskRunner:
         raw = self._hook(cond, what, self.this, self.params)
         first = self.engine.to_python(raw[0]) if raw else None
         return first is not None and first is not False
+
+
+def _shell_outcome(
+    success: bool, exit_code: int | None, stdout: str, stderr: str, outputs: dict[str, Any]
+) -> tuple[bool, str, dict[str, Any]]:
+    if success:  # the last line printed says more than "exit 0"
+        last = stdout.strip().splitlines()[-1:]
+        return True, last[0][:200] if last else "exit 0", outputs
+    tail = stderr.strip().splitlines()[-1:] or stdout.strip().splitlines()[-1:]
+    return False, f"exit {exit_code}" + (f": {tail[0]}" if tail else ""), outputs
+
+
+def _remote_outcome(info: TaskInfo, timeout: float | None) -> tuple[bool, str, dict[str, Any]]:
+    """A finished agent task as ``ok, message, outputs`` (the message names the agent)."""
+    on = f" (on {info.agent})"
+    if info.state == "timeout":
+        return False, f"timed out after {_secs(timeout)}{on}", {}
+    if info.kind == "shell" and info.exit_code is not None:
+        outputs = {"stdout": info.stdout, "stderr": info.stderr, "exit_code": info.exit_code}
+        ok, message, outputs = _shell_outcome(
+            info.state == "succeeded", info.exit_code, info.stdout, info.stderr, outputs
+        )
+        return ok, message + on, {**outputs, "agent": info.agent}
+    if info.state != "succeeded":
+        return False, f"{info.state}{on}: {info.error or 'no reason given'}", {}
+    return _lua_outcome(info.result or [], on)
+
+
+def _lua_outcome(values: list[Any], on: str) -> tuple[bool, str, dict[str, Any]]:
+    first = values[0] if values else None
+    if not isinstance(first, bool):
+        got = "nothing" if not values else f"a {_lua_type(first)}"
+        return False, f"the command must return true or false first (it returned {got}){on}", {}
+    message = values[1] if len(values) > 1 and values[1] is not None else ""
+    outputs = values[2] if len(values) > 2 and values[2] is not None else {}
+    if outputs == []:  # an empty Lua table comes back as a JSON array
+        outputs = {}
+    if not isinstance(outputs, dict):
+        return False, f"the command's outputs (third value) must be a table{on}", {}
+    text = str(message) if message != "" else ("ok" if first else "failed")
+    return first, text + on, outputs
 
 
 def _secs(value: float | None) -> str:

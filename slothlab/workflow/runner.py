@@ -25,6 +25,7 @@ from slothlab.workflow.model import RunResult, WorkflowSpec
 
 if TYPE_CHECKING:
     from slothlab.lua.runtime import Capabilities, OutputSink, Runtime
+    from slothlab.workflow.remote import RemoteRunner
 
 __all__ = ["load_file", "run_file", "select_workflow"]
 
@@ -78,6 +79,8 @@ def run_file(
     workdir: str | Path | None = None,
     context: Mapping[str, Any] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    delegate_to: tuple[str, ...] = (),
+    remote: RemoteRunner | None = None,
 ) -> RunResult:
     """Run a workflow defined in a Lua file on this machine.
 
@@ -90,6 +93,9 @@ def run_file(
         workdir: default working directory of tasks (default: the current folder).
         context: extra objects for the modules (e.g. ``state_store``).
         sleep: the wait between retries.
+        delegate_to: run every task without its own ``delegate_to`` there (``-d AGENT``).
+        remote: sends delegated tasks to agents (default: through the local cluster's master
+            or ``master.url``, reading Lua commands from ``path``).
 
     Raises:
         WorkflowError: the file or a definition is bad, or the workflow cannot be chosen.
@@ -106,4 +112,11 @@ def run_file(
         context={"workdir": folder, **(context or {})},
     )
     spec = select_workflow(load_file(path, runtime), workflow, Path(path).name)
-    return Engine(runtime, workdir=folder, listener=listener, sleep=sleep).run(spec)
+    from slothlab.workflow.remote import RemoteRunner
+
+    remote = remote or RemoteRunner(script=Path(path))
+    engine = Engine(
+        runtime, workdir=folder, listener=listener, sleep=sleep, remote=remote,
+        delegate_to=delegate_to,
+    )  # fmt: skip
+    return engine.run(spec)
