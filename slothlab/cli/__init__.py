@@ -13,6 +13,7 @@ from slothlab.cli._agent import agent_group
 from slothlab.cli._cluster import COMMANDS as _CLUSTER_COMMANDS
 from slothlab.cli._config import config_group
 from slothlab.cli._lua import lua_command
+from slothlab.cli._master import master_command
 from slothlab.cli._metrics import metrics_group
 from slothlab.cli._metrics_history import attach as _attach_history_commands
 from slothlab.cli._run import run_command
@@ -30,6 +31,7 @@ def main() -> None:
 main.add_command(agent_group)
 main.add_command(config_group)
 main.add_command(lua_command)
+main.add_command(master_command)
 main.add_command(metrics_group)
 _attach_history_commands(metrics_group)
 main.add_command(run_command)
