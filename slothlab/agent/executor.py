@@ -94,7 +94,7 @@ class Executor:
         self.kill_grace_s = kill_grace_s
         self.max_output = max_output
         self.max_queue = max_queue
-        self.table = table or TaskTable()
+        self.table = table if table is not None else TaskTable()
         self.clock = clock
         self.tick_s = tick_s
         self.limit_check_s = limit_check_s
