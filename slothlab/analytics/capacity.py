@@ -284,7 +284,8 @@ def capacity_report(
     Returns:
         Per host: host, tags, resource, metric, labels, samples, current, threshold,
         growth_per_day, growth_per_week, status, earliest, likely, latest (UTC timestamps or
-        NaT) and likely_days. Per tag: tag, resource, hosts, at_risk, earliest, likely,
+        NaT) and earliest_days, likely_days, latest_days (days from now, NaN: not within the
+        horizon). Per tag: tag, resource, hosts, at_risk, earliest, likely,
         min_likely_days, max_growth_per_day.
     """
     import pandas as pd
@@ -310,7 +311,8 @@ def capacity_report(
 
 _HOST_COLUMNS = [
     "host", "tags", "resource", "metric", "labels", "samples", "current", "threshold",
-    "growth_per_day", "growth_per_week", "status", "earliest", "likely", "latest", "likely_days",
+    "growth_per_day", "growth_per_week", "status", "earliest", "likely", "latest",
+    "earliest_days", "likely_days", "latest_days",
 ]  # fmt: skip
 
 
@@ -365,7 +367,7 @@ def _row(
         "earliest": c.earliest,
         "likely": c.likely,
         "latest": c.latest,
-        "likely_days": c.likely_days,
+        **{k: v for k, v in c.as_dict().items() if k.endswith("_days")},
     }
 
 
