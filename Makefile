@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## demo: set up and run the main job on the embedded default (no configuration, no service)
+## demo: set up, start a local cluster (master + 2 agents on loopback), run a workflow spread over
+## the agents, show agents, results and metrics, stop it (KEEP=1 leaves it up). No configuration.
 demo: install
-	$(BIN)/slothlab run examples/release.lua
+	KEEP=$(KEEP) SLOTHLAB=$(BIN)/slothlab bash examples/cluster_demo.sh
 
 ## test: set up, lint, type-check and run the whole test suite
 test: install

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from slothlab.cluster import ClusterState
     from slothlab.protocol import AgentInfo, TaskInfo
 
-__all__ = ["COMMANDS", "agents_group", "down_command", "exec_command", "logs_command",
-           "status_command", "tasks_group", "up_command"]  # fmt: skip
+__all__ = ["COMMANDS", "agents_group", "agents_table", "cpu_percent", "down_command",
+           "exec_command", "frame_table", "logs_command", "query_command", "status_command",
+           "tasks_group", "up_command"]  # fmt: skip
 
 _MASTER = click.option(
     "--master", "master_url", metavar="URL", help="The master (default: the local cluster's)."
@@ -301,6 +302,41 @@ def logs_command(task_id: str, master_url: str | None) -> None:
             click.echo(text, err=stream == "stderr")
 
 
+@click.command("query")
+@click.argument("sql")
+@_MASTER
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON records.")
+def query_command(sql: str, master_url: str | None, as_json: bool) -> None:
+    """Run read-only SQL over the master's metrics history (table ``samples``).
+
+    Example: slothlab query "select host, avg(value) from samples where metric = 'cpu_percent'
+    group by host"
+    """
+    from rich.console import Console
+
+    with _errors():
+        frame = _controller(master_url).query(sql)
+    if as_json:
+        click.echo(frame.to_json(orient="records", date_format="iso"))
+        return
+    Console(highlight=False).print(frame_table(frame))
+
+
+def frame_table(frame: Any, title: str = "") -> Any:
+    """A rich Table of a DataFrame (numbers right-aligned, floats to 2 places)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title or None, title_justify="left")
+    for column in frame.columns:
+        numeric = frame[column].dtype.kind in "iuf"
+        table.add_column(escape(str(column)), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):
+        cells = [f"{v:.2f}" if isinstance(v, float) else escape(str(v)) for v in row]
+        table.add_row(*cells)
+    return table
+
+
 COMMANDS = (up_command, down_command, status_command, agents_group, exec_command, tasks_group,
-            logs_command)  # fmt: skip
+            logs_command, query_command)  # fmt: skip
 """Every command of this module, for the group to add."""
