@@ -29,6 +29,7 @@ _BUILTINS: list[tuple[str, str]] = [
     ("slothlab.lua.modules.data", "RequireModule"),
     ("slothlab.lua.modules.exec", "ExecModule"),
     ("slothlab.lua.modules.fs", "FsModule"),
+    ("slothlab.lua.modules.load_balancer", "LoadBalancerModule"),
     ("slothlab.lua.modules.workflow", "WorkflowModule"),
     ("slothlab.lua.modules.workflow", "TaskModule"),
     ("slothlab.lua.modules.system", "SystemModule"),
