@@ -9,6 +9,8 @@ sample instead of waiting a second. Custom metrics live in ``runtime.context["cu
 Context hooks a host may set: ``alerts`` (called with each alert as a dict), ``history`` (an
 object with ``query(metric, start=, end=)``, e.g. :class:`~slothlab.metrics.MetricsHistory`)
 and ``health_status`` (a function returning the table ``health_status()`` gives).
+``anomalies(metric, since?)`` and ``forecast(metric, horizon, opts?)`` need a
+:class:`~slothlab.metrics.MetricsHistory` as ``history`` (see ``_analytics.py``).
 
 >>> health_level(75, warning=70, critical=90)
 'warning'
@@ -106,6 +108,8 @@ class MetricsModule(LuaModule):
             "alert": face.alert,
             "health_status": face.health_status,
             "history": face.history,
+            "anomalies": face.anomalies,
+            "forecast": face.forecast,
         }
 
 
@@ -277,3 +281,13 @@ class _Face:
             return store.query(metric, start=since, end=until)
         except (SlothlabError, ValueError) as exc:
             return None, str(exc)
+
+    def anomalies(self, metric: Any, since: Any = None) -> Any:
+        from slothlab.lua.modules._analytics import anomalies
+
+        return anomalies(self.runtime.context.get("history"), metric, since)
+
+    def forecast(self, metric: Any, horizon: Any = None, opts: Any = None) -> Any:
+        from slothlab.lua.modules._analytics import forecast
+
+        return forecast(self.runtime.context.get("history"), metric, horizon, opts)
