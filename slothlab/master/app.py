@@ -258,7 +258,10 @@ def _agent_routes(app: FastAPI, master: Master) -> None:
 
     @app.post("/v1/agents/register", dependencies=manage, status_code=201)
     def register(info: AgentInfo) -> AgentInfo:
-        return registry.register(info)
+        stored = registry.register(info)
+        snapshot = Heartbeat(running=info.running, queued=info.queued, metrics=info.metrics)
+        intake.receive(info.name, snapshot, registry.clock())  # registration carries metrics too
+        return stored
 
     @app.post("/v1/agents/{name}/heartbeat", dependencies=manage)
     async def heartbeat(name: str, beat: Heartbeat) -> dict[str, Any]:
