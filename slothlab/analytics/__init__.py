@@ -19,6 +19,13 @@ except ImportError as _exc:  # pragma: no cover - the extra is installed in deve
     raise MissingDependencyError("numpy", "analytics") from _exc
 
 from slothlab.analytics.base import Detector, HostDetector
+from slothlab.analytics.capacity import (
+    CapacityTarget,
+    capacity_report,
+    growth_rate,
+    time_to_threshold,
+)
+from slothlab.analytics.cost import cost_report, rightsize, savings_estimate
 from slothlab.analytics.detect import DEFAULT_THRESHOLD, detect, detect_history, flagged_intervals
 from slothlab.analytics.detectors import (
     ContextDetector,
@@ -27,22 +34,53 @@ from slothlab.analytics.detectors import (
     ZScoreDetector,
 )
 from slothlab.analytics.likelihood import AnomalyLikelihood
+from slothlab.analytics.prices import PriceCatalogue
+from slothlab.analytics.recommend import recommend
 from slothlab.analytics.registry import DetectorFactory, get, names, register
+from slothlab.analytics.remediation import (
+    LuaAction,
+    Remediator,
+    Rule,
+    ScaleAction,
+    ShellAction,
+    Trigger,
+    on_anomaly,
+    on_forecast,
+    on_health,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "AnomalyLikelihood",
+    "CapacityTarget",
     "ContextDetector",
     "Detector",
     "DetectorFactory",
     "HostDetector",
     "IsolationForestDetector",
+    "LuaAction",
     "NoveltyDetector",
+    "PriceCatalogue",
+    "Remediator",
+    "Rule",
+    "ScaleAction",
+    "ShellAction",
+    "Trigger",
     "ZScoreDetector",
+    "capacity_report",
+    "cost_report",
     "detect",
     "detect_history",
     "flagged_intervals",
     "get",
+    "growth_rate",
     "names",
+    "on_anomaly",
+    "on_forecast",
+    "on_health",
+    "recommend",
     "register",
+    "rightsize",
+    "savings_estimate",
+    "time_to_threshold",
 ]
