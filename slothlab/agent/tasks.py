@@ -76,7 +76,7 @@ class _Stream:
         return [rest] if rest else []
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiter:
     loop: asyncio.AbstractEventLoop
     event: asyncio.Event
@@ -190,14 +190,18 @@ class TaskRecord:
     async def changed(self, since_version: int, timeout_s: float) -> bool:
         """Wait (async) until :attr:`version` differs from ``since_version``; False on timeout."""
         event = asyncio.Event()
+        waiter = _Waiter(asyncio.get_running_loop(), event)
         with self._lock:
             if self.version != since_version:
                 return True
-            self._waiters.append(_Waiter(asyncio.get_running_loop(), event))
+            self._waiters.append(waiter)
         try:
             await asyncio.wait_for(event.wait(), timeout_s)
         except TimeoutError:
             return False
+        finally:  # a reader that timed out (or left) must not pile up on a quiet task
+            with self._lock, contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
         return True
 
     def events_since(self, seq: int) -> list[LogEvent]:
