@@ -371,6 +371,10 @@ def down(
         for member in ordered:
             note(f"stopping {member.name} (pid {member.pid})")
         _stop_members(ordered, grace_s)
+        for member in state.members:  # reap those that died before (killed, crashed)
+            child = _CHILDREN.pop(member.pid, None)
+            if child is not None:
+                child.poll()
         state_path(root).unlink(missing_ok=True)
     return ordered
 
