@@ -9,7 +9,7 @@ import pytest
 
 from slothlab.errors import MasterError, UnknownStrategyError
 from slothlab.master import balancer
-from slothlab.master.balancer import Balancer, Candidates, Columns, Strategy
+from slothlab.master.balancer import Balancer, Candidates, Columns, Strategy, _registry
 from slothlab.master.registry import AgentRegistry
 from slothlab.protocol import AgentInfo, Heartbeat, SelectRequest
 
@@ -136,9 +136,12 @@ def test_a_registered_strategy_is_used() -> None:
             return int(cands.slots[-1])
 
     balancer.register("last", Last)
-    reg = fleet([0.0], {"a": {}, "b": {}, "c": {}})
-    assert pick(reg, strategy="last") == "c"
-    assert "last" in balancer.names()
+    try:
+        reg = fleet([0.0], {"a": {}, "b": {}, "c": {}})
+        assert pick(reg, strategy="last") == "c"
+        assert "last" in balancer.names()
+    finally:
+        del _registry._strategies["last"]  # other tests count the built-ins
     with pytest.raises(TypeError):
         balancer.register("bad", dict)  # type: ignore[arg-type]
 
