@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from slothlab._client_http import DEFAULT_TIMEOUT, Transport
-from slothlab.errors import ClientError
+from slothlab.errors import AgentUnreachableError, ClientError
 from slothlab.protocol import (
     TERMINAL_STATES,
     AgentInfo,
@@ -89,26 +89,40 @@ class _Tasks:
     def wait(self, task_id: str, timeout: float | None = None) -> TaskInfo:
         """Wait until the task ends or ``timeout`` seconds pass; the task as it is then.
 
-        The server long-polls (``?wait=S``), so waiting costs one request per 20 s.
+        The server long-polls (``?wait=S``), so waiting costs one request per 20 s. With a
+        ``timeout``, the wait ends by then (plus at most 5 s for the last answer): a server
+        that stops answering, or answers 503 (its agent unreachable for now), is asked again
+        until the deadline.
 
         Raises:
-            AgentUnreachableError: the server stopped answering (its deadline passed).
+            AgentUnreachableError: the server did not answer by the deadline.
+            ClientError: it refused (unknown task, bad token, ...).
         """
         deadline = None if timeout is None else self.clock() + timeout
-        path = f"/v1/tasks/{_id(task_id)}"
         while True:
-            left = _WAIT_SLICE_S if deadline is None else max(deadline - self.clock(), 0.0)
-            slice_s = min(left, _WAIT_SLICE_S)
-            read = slice_s + self.http.timeout[1]
-            body = self.http.json(
-                "GET",
-                path,
-                params={"wait": round(slice_s, 3)} if slice_s > 0 else None,
-                timeout=(self.http.timeout[0], read),
-            )
-            info = TaskInfo.model_validate(body)
+            try:
+                info = self._wait_once(task_id, deadline)
+            except ClientError as exc:
+                transient = isinstance(exc, AgentUnreachableError) or exc.status == 503
+                if deadline is None or not transient or self.clock() >= deadline:
+                    raise
+                self.http.sleep(min(0.5, max(deadline - self.clock(), 0.0)))
+                continue
             if info.state in TERMINAL_STATES or (deadline is not None and self.clock() >= deadline):
                 return info
+
+    def _wait_once(self, task_id: str, deadline: float | None) -> TaskInfo:
+        left = _WAIT_SLICE_S if deadline is None else max(deadline - self.clock(), 0.0)
+        slice_s = min(left, _WAIT_SLICE_S)
+        margin = self.http.timeout[1] if deadline is None else min(self.http.timeout[1], 5.0)
+        body = self.http.json(
+            "GET",
+            f"/v1/tasks/{_id(task_id)}",
+            params={"wait": round(slice_s, 3)} if slice_s > 0 else None,
+            timeout=(self.http.timeout[0], slice_s + margin),
+            safe=deadline is None,  # with a deadline, this loop retries instead
+        )
+        return TaskInfo.model_validate(body)
 
     def result(self, task_id: str, timeout: float | None = None) -> TaskInfo:
         """Wait for the task and return it when it succeeded.

@@ -139,3 +139,16 @@ def test_health_503_is_an_answer(scripted: tuple[str, type[_Script]]) -> None:
     url, handler = scripted
     handler.answers.append((503, {"status": "unhealthy", "checks": []}))
     assert AgentClient(url, None).health()["status"] == "unhealthy"
+
+
+def test_wait_asks_again_after_a_503_until_its_deadline(
+    scripted: tuple[str, type[_Script]],
+) -> None:
+    url, handler = scripted
+    busy = {"error": {"code": "agent_unreachable", "message": "agent a1 did not answer"}}
+    handler.answers += [(503, busy), (200, _task("running")), (200, _task("succeeded"))]
+    info = Controller(url, "tok").wait("t1", timeout=30)
+    assert info.state == "succeeded" and len(handler.seen) == 3
+    handler.answers += [(503, busy)] * 10
+    with pytest.raises(ClientError, match="503: agent a1 did not answer"):
+        Controller(url, "tok").wait("t1", timeout=0.2)
