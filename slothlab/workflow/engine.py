@@ -251,6 +251,8 @@ class _Run:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:  # stop the Lua task now; shell tasks end on their own
                     self.engine.runtime.interrupt()
+                    if self.engine._remote is not None:  # and cancel what runs on agents
+                        self.engine._remote.cancel_all()
                     raise
                 for future in done:
                     del running[future]

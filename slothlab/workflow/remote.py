@@ -21,6 +21,8 @@ Targets(names=('web-1',), tags=('gpu',), region='eu')
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +80,8 @@ class RemoteRunner:
         self.script = script
         self.run_id = uuid.uuid4().hex[:12]
         self._code: str | None = None
+        self._inflight: set[str] = set()
+        self._lock = threading.Lock()
 
     @property
     def controller(self) -> Controller:
@@ -147,7 +151,23 @@ class RemoteRunner:
             kind, source, args=args, timeout_s=limit, idempotency_key=key, name=task.name,
             **where, **fields,
         )  # fmt: skip
-        return ctl.wait(info.id, timeout=limit + _WAIT_MARGIN_S)
+        with self._lock:
+            self._inflight.add(info.id)
+        try:
+            return ctl.wait(info.id, timeout=limit + _WAIT_MARGIN_S)
+        finally:
+            with self._lock:
+                self._inflight.discard(info.id)
+
+    def cancel_all(self) -> None:
+        """Cancel every task still running on an agent (Ctrl-C); their waits end at once."""
+        from slothlab.errors import SlothlabError
+
+        with self._lock:
+            pending = list(self._inflight)
+        for task_id in pending:
+            with contextlib.suppress(SlothlabError):
+                self.controller.cancel(task_id)
 
     def _where(self, targets: Targets) -> dict[str, Any]:
         where: dict[str, Any] = {}

@@ -209,3 +209,25 @@ def test_a_stale_cluster_file_is_cleaned(tmp_path: Path) -> None:
     cluster.state_path(tmp_path).write_text(json.dumps(stale.to_json()))
     assert cluster.status(tmp_path) == [(member, False)]
     assert cluster.down(tmp_path) == [] and cluster.read_state(tmp_path) is None
+
+
+def test_cancel_all_ends_delegated_tasks_at_once(ctl: Controller) -> None:
+    import threading
+
+    from slothlab.workflow.model import TaskSpec
+    from slothlab.workflow.remote import parse_targets
+
+    remote = RemoteRunner(ctl)
+    spec, got = TaskSpec("slow", command="sleep 30"), []
+    target = parse_targets(("agent-1",))
+    worker = threading.Thread(
+        target=lambda: got.append(remote.shell(spec, target, "sleep 30", 60, 1)), daemon=True
+    )
+    worker.start()
+    deadline = time.monotonic() + 20
+    while not remote._inflight:
+        assert time.monotonic() < deadline, "the task was never submitted"
+        time.sleep(0.05)  # polling with a deadline
+    remote.cancel_all()
+    worker.join(timeout=20)
+    assert not worker.is_alive() and got[0].state == "cancelled"
