@@ -41,5 +41,11 @@ for _command in _CLUSTER_COMMANDS:  # up, down, status, agents, exec, tasks, log
 
 
 def sloth_runner() -> None:
-    """Entry point of the ``sloth-runner`` alias: the same commands under sloth-runner's name."""
-    main(prog_name="sloth-runner")
+    """Entry point of the ``sloth-runner`` alias: slothlab's commands, and sloth-runner's words.
+
+    ``sloth-runner run -f FILE``, ``agent list``, ``agent exec``, ``server``, ``version``... are
+    translated (see :mod:`slothlab.cli._sloth_runner`); what slothlab lacks is named as such.
+    """
+    from slothlab.cli._sloth_runner import run_alias
+
+    run_alias(main)
