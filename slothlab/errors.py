@@ -270,7 +270,7 @@ class UnknownAgentError(MasterError, KeyError):
 
 
 class UnknownStrategyError(MasterError, KeyError):
-    """No load-balancing strategy is registered under that name; the message lists the known ones."""
+    """No load-balancing strategy is registered under that name; the message lists known ones."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
