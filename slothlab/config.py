@@ -125,6 +125,8 @@ class Settings:
         """The value of ``key`` ("section.name"), typed like its default."""
         env_key = env_name(key)
         fallback = DEFAULTS.get(key, default)
+        if isinstance(fallback, list):
+            fallback = list(fallback)  # a caller changing it must not change the default
         if env_key in self.environ:
             return _coerce(self.environ[env_key], fallback, env_key)
         if key in self._file:

@@ -4,7 +4,7 @@ Every feature has a stage. A **stable** feature is ``enabled`` unless the settin
 ``features.<name> = false`` turns it off. A **beta** feature reports ``beta`` (available, off)
 until ``features.<name> = true`` or :func:`enable_beta_features` switches it on for this
 process. ``distributed_state`` follows the cluster: ``enabled`` when a master is configured
-(``master.url`` or ``agent.master``), and the setting can only turn it off. A feature that is
+(``master.url``), and the setting can only turn it off. A feature that is
 not in this version (``multi_cloud``) is always ``disabled``.
 
 Settings come from the settings file and ``SLOTHLAB_FEATURES_<NAME>`` environment variables
@@ -100,7 +100,7 @@ FEATURES: dict[str, Feature] = {
 }
 """Every known feature, by name."""
 
-_MASTER_KEYS = ("master.url", "agent.master")
+_MASTER_KEYS = ("master.url",)
 
 
 def feature_defaults() -> dict[str, bool]:

@@ -401,7 +401,11 @@ def test_cli_unset(slothlab_home: Path) -> None:
     _cli("config", "set", "agent.port=8702")
     assert "removed" in _cli("config", "unset", "agent.port").output
     assert "was not set" in _cli("config", "unset", "agent.port").output
-    assert _cli("config", "get", "agent.port").exit_code == 1
+    default = DEFAULTS["agent.port"]
+    assert _cli("config", "get", "agent.port", "--source").output == f"{default}\t(default)\n"
+    _cli("config", "set", "plugin.colour=blue")
+    _cli("config", "unset", "plugin.colour")
+    assert _cli("config", "get", "plugin.colour").exit_code == 1
 
 
 def test_cli_list_marks_known_keys_sources_and_defaults(
