@@ -33,6 +33,7 @@ from slothlab.analytics.detectors import (
     NoveltyDetector,
     ZScoreDetector,
 )
+from slothlab.analytics.forecasting import Forecast, Forecaster, choose_forecaster, forecast
 from slothlab.analytics.likelihood import AnomalyLikelihood
 from slothlab.analytics.prices import PriceCatalogue
 from slothlab.analytics.recommend import recommend
@@ -48,6 +49,12 @@ from slothlab.analytics.remediation import (
     on_forecast,
     on_health,
 )
+from slothlab.analytics.scaling import (
+    ScalingPlan,
+    scaling_plan,
+    simulate_hpa,
+    simulate_predictive,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -56,6 +63,8 @@ __all__ = [
     "ContextDetector",
     "Detector",
     "DetectorFactory",
+    "Forecast",
+    "Forecaster",
     "HostDetector",
     "IsolationForestDetector",
     "LuaAction",
@@ -64,14 +73,17 @@ __all__ = [
     "Remediator",
     "Rule",
     "ScaleAction",
+    "ScalingPlan",
     "ShellAction",
     "Trigger",
     "ZScoreDetector",
     "capacity_report",
+    "choose_forecaster",
     "cost_report",
     "detect",
     "detect_history",
     "flagged_intervals",
+    "forecast",
     "get",
     "growth_rate",
     "names",
@@ -82,5 +94,8 @@ __all__ = [
     "register",
     "rightsize",
     "savings_estimate",
+    "scaling_plan",
+    "simulate_hpa",
+    "simulate_predictive",
     "time_to_threshold",
 ]

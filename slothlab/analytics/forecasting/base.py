@@ -1,0 +1,71 @@
+"""The forecaster contract: fit a regular series, forecast ``horizon`` steps with bounds."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["Forecast", "Forecaster"]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A forecast of the next ``len(mean)`` steps after the end of the fitted series.
+
+    Attributes:
+        timestamps: epoch seconds of each forecast step.
+        mean: the point forecast (a median for models fitted on absolute error).
+        upper: the upper bound at ``quantile`` (what to provision for).
+        lower: the lower bound at ``1 - quantile``.
+        quantile: the probability the actual stays below ``upper``.
+        model: the name of the forecaster that made it.
+    """
+
+    timestamps: NDArray[np.float64]
+    mean: NDArray[np.float64]
+    upper: NDArray[np.float64]
+    lower: NDArray[np.float64]
+    quantile: float
+    model: str
+
+
+class Forecaster(ABC):
+    """Fits a regularly spaced series and forecasts what comes next.
+
+    Subclasses implement :meth:`fit` and :meth:`predict`; ``fit`` returns ``self`` so that
+    ``Forecaster().fit(y, ts).predict(12)`` reads naturally. A forecaster is refitted, not
+    updated: fitting again forgets the previous series.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, quantile: float = 0.9) -> None:
+        if not 0.5 < quantile < 1:
+            raise ValueError(f"quantile must be between 0.5 and 1, not {quantile}")
+        self.quantile = quantile
+
+    @abstractmethod
+    def fit(self, values: NDArray[np.float64], timestamps: NDArray[np.float64]) -> Forecaster:
+        """Learn from ``values`` observed at ``timestamps`` (epoch seconds, evenly spaced)."""
+
+    @abstractmethod
+    def predict(self, horizon: int) -> Forecast:
+        """Forecast the ``horizon`` steps after the fitted series."""
+
+    def extend(self, values: NDArray[np.float64], timestamps: NDArray[np.float64]) -> Forecaster:
+        """Forecast from the end of a longer series (same step) without learning again.
+
+        Between two refits, a scaling loop moves the origin forward this way at the cost of a
+        prediction, not a fit.
+        """
+        from slothlab.analytics.forecasting._series import check_series
+
+        if not hasattr(self, "_y"):
+            raise ValueError("fit the forecaster before extending its series")
+        self._y, self._ts = check_series(values, timestamps)
+        return self
