@@ -1,17 +1,26 @@
-"""Benchmark: master agent selection over many agents, and the heartbeat intake over HTTP.
+"""Benchmark: master agent selection over many agents, and the master's heartbeat intake.
 
 Prints one JSON document:
 
 * ``select``: microseconds per ``AgentRegistry.select`` decision over N registered (simulated)
   agents for each strategy, against a naive per-decision scan of a Python list doing the same
   filtering and scoring (the ratio is naive / ours). Goal: under 1 ms per decision at 10,000.
-* ``heartbeats``: heartbeats per second a real ``slothlab master`` process takes over HTTP
-  (uvicorn, keep-alive ``requests`` sessions in several client threads), against ``GET /health``
-  on the same server (the raw round trip), and how many agents at a 10 s interval that sustains.
-  Goal: 1,000 heartbeats/s (10,000 agents). Client threads share the machine with the server.
+* ``intake``: heartbeats a real master process takes over HTTP. The master runs as
+  ``slothlab master`` does (uvicorn, httptools, uvloop, the full app) in its own process, with
+  one extra no-op ``POST /bench/noop`` route: the raw round trip of the same server stack,
+  measured in the same run with the same request body. The load comes from another process:
+  ``wrk`` (a Lua script cycling agent names, keep-alive connections) when it is installed,
+  else an asyncio client over raw sockets in two processes (``--client python``). For each
+  route: requests/s, p50/p99 latency, the master's CPU use (user + system of all its threads,
+  including the background flush to SQLite and DuckDB) and the client's.
+  ``server_cpu_us_per_heartbeat`` is the honest capacity figure: the master's Python work runs
+  on one core (one event loop, one GIL), so it takes at most ``1e6 / us`` heartbeats a second
+  (``projected_agents_at_10s_interval``) whatever the client costs. Goal: 10,000 agents at a
+  10 s interval (1,000 heartbeats/s) on 2 cores. On a 2-core machine the client and the master
+  share the cores, so the measured rate is lower than the projection; both are reported.
 
-Run: ``.venv/bin/python bench/select.py [--agents 10000] [--decisions 2000] [--seconds 5]
-[--threads 8]``.
+Run: ``.venv/bin/python bench/select.py [--agents 10000] [--decisions 2000] [--seconds 6]
+[--connections 16] [--intake-agents 2000] [--client auto|wrk|python]``.
 """
 
 from __future__ import annotations
@@ -22,19 +31,24 @@ import sys
 sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
 
 import argparse  # noqa: E402
+import asyncio  # noqa: E402
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 import requests  # noqa: E402
 
 from slothlab.master.balancer import Balancer  # noqa: E402
@@ -111,89 +125,278 @@ def bench_select(n: int, decisions: int) -> dict[str, Any]:
     return out
 
 
+TOKEN = "bench-token"
+# what a real agent sends (slothlab.agent.app.host_metrics + effective_capacity)
+AGENT_METRICS = {
+    "cpu_percent": 12.5, "memory_percent": 40.2, "disk_percent": 51.0, "load1": 0.52,
+    "load5": 0.48, "load15": 0.4, "memory_available_mb": 901.5, "disk_free_gb": 37.2,
+    "effective_capacity": 4.0,
+}  # fmt: skip
+BEAT = json.dumps({"running": 1, "queued": 0, "metrics": AGENT_METRICS}, separators=(",", ":"))
+
+
+def serve_master(data_dir: str) -> None:
+    """The master as ``slothlab master`` runs it, plus ``POST /bench/noop`` (the raw baseline)."""
+    from slothlab.agent.server import bind, serve
+    from slothlab.config import load_settings
+    from slothlab.master import Master, MasterConfig, create_app
+
+    config = MasterConfig.from_settings(load_settings(), data_dir=data_dir, token=TOKEN)
+    master = Master(config)
+    app = create_app(master)
+
+    @app.post("/bench/noop")
+    async def noop() -> dict[str, bool]:
+        return {"ok": True}
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    master.start()
+    try:
+        serve(app, sock, on_ready=lambda: print(f"http://127.0.0.1:{port}", flush=True))
+    finally:
+        master.close()
+
+
 def start_master(home: Path) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, SLOTHLAB_HOME=str(home), SLOTHLAB_TOKEN="bench-token")
-    exe = str(Path(sys.executable).with_name("slothlab"))
-    args = [exe, "master", "--port", "0", "--data-dir", str(home / "m")]
+    env = dict(os.environ, SLOTHLAB_HOME=str(home), SLOTHLAB_TOKEN=TOKEN)
+    args = [sys.executable, __file__, "--serve", str(home / "m")]
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
     assert proc.stdout is not None
-    url = proc.stdout.readline().split()[3]
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://"):
+        proc.kill()
+        raise SystemExit(f"the master did not start (exit {proc.wait()})")
     return proc, url
 
 
-def hammer(url: str, threads: int, seconds: float, make: Any) -> float:
-    counts = [0] * threads
-    stop = time.monotonic() + seconds
+def register(url: str, n: int, threads: int = 4) -> float:
+    """Register agents ``a0`` .. ``a{n-1}``; returns registrations per second."""
 
-    def run(i: int) -> None:
+    def run(part: range) -> None:
         s = requests.Session()
-        s.headers["Authorization"] = "Bearer bench-token"
-        while time.monotonic() < stop:
-            method, path, body = make(i, counts[i])
-            r = s.request(method, url + path, json=body, timeout=10)
-            r.raise_for_status()
-            counts[i] += 1
+        s.headers["Authorization"] = f"Bearer {TOKEN}"
+        for i in part:
+            body = {"name": f"a{i}", "url": f"http://h{i}:8701", "version": "b",
+                    "tags": ["bench"], "region": "eu", "metrics": AGENT_METRICS}  # fmt: skip
+            s.post(url + "/v1/agents/register", timeout=30, json=body).raise_for_status()
 
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     t0 = time.monotonic()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return sum(counts) / (time.monotonic() - t0)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, [range(k, n, threads) for k in range(threads)]))
+    return n / (time.monotonic() - t0)
 
 
-def bench_heartbeats(n: int, threads: int, seconds: float) -> dict[str, Any]:
+# -- load generators: each returns requests, seconds, latency quantiles (ms), non-2xx ------------
+
+WRK_SCRIPT = """
+local n = %(agents)d
+local beat = %(beat)s
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+local i = 0
+id = 0
+local threads = 0
+function setup(thread) thread:set("id", threads); threads = threads + 1 end
+function request()
+  i = i + 1
+  if "%(route)s" == "noop" then return wrk.format("POST", "/bench/noop", nil, beat) end
+  local name = "a" .. ((i * 7919 + id * 104729) %% n)
+  return wrk.format("POST", "/v1/agents/" .. name .. "/heartbeat", nil, beat)
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests,
+    summary.duration, latency:percentile(50), latency:percentile(99), summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def wrk_load(url: str, route: str, agents: int, conns: int, seconds: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(WRK_SCRIPT % {"agents": agents, "beat": json.dumps(BEAT), "token": TOKEN,
+                               "route": route})  # fmt: skip
+    try:
+        args = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", fh.name, url]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(fh.name)
+    found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+    if found is None:
+        raise SystemExit(f"cannot read wrk's output:\n{out}")
+    count, duration_us, p50, p99, bad, socket_errors = map(int, found.groups())
+    return {"requests": count, "seconds": duration_us / 1e6, "p50_ms": p50 / 1000,
+            "p99_ms": p99 / 1000, "non_2xx": bad, "socket_errors": socket_errors}  # fmt: skip
+
+
+def _request_bytes(host: str, path: str) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BEAT)}\r\n\r\n{BEAT}"
+    ).encode()
+
+
+async def _connection(host: str, port: int, reqs: list[bytes], stop: float) -> tuple[Any, int]:
+    reader, writer = await asyncio.open_connection(host, port)
+    latencies: list[float] = []
+    bad = 0
+    i = random.randrange(len(reqs))
+    while time.monotonic() < stop:
+        t0 = time.perf_counter()
+        writer.write(reqs[i % len(reqs)])
+        head = await reader.readuntil(b"\r\n\r\n")
+        size = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(size)
+        latencies.append(time.perf_counter() - t0)
+        bad += not head.startswith(b"HTTP/1.1 2")
+        i += 7919
+    writer.close()
+    return latencies, bad
+
+
+def _python_worker(url: str, paths: list[str], conns: int, seconds: float, out: Any) -> None:
+    host, _, port = url.removeprefix("http://").partition(":")
+    reqs = [_request_bytes(host, p) for p in paths]
+
+    async def main() -> list[tuple[Any, int]]:
+        stop = time.monotonic() + seconds
+        return await asyncio.gather(
+            *(_connection(host, int(port), reqs, stop) for _ in range(conns))
+        )
+
+    try:
+        import uvloop
+
+        results = uvloop.run(main())
+    except ImportError:
+        results = asyncio.run(main())
+    out.send(([x for lat, _ in results for x in lat], sum(bad for _, bad in results)))
+
+
+def python_load(url: str, route: str, agents: int, conns: int, seconds: float) -> dict[str, Any]:
+    paths = (
+        ["/bench/noop"]
+        if route == "noop"
+        else [f"/v1/agents/a{i}/heartbeat" for i in range(agents)]
+    )
+    procs, pipes = [], []
+    t0 = time.monotonic()
+    for k in range(2):
+        mine, theirs = multiprocessing.Pipe(duplex=False)
+        share = conns // 2 + (k < conns % 2)
+        p = multiprocessing.Process(
+            target=_python_worker, args=(url, paths, share, seconds, theirs)
+        )
+        p.start()
+        procs.append(p)
+        pipes.append(mine)
+    latencies: list[float] = []
+    bad = 0
+    for pipe, p in zip(pipes, procs, strict=True):
+        lat, b = pipe.recv()
+        latencies.extend(lat)
+        bad += b
+        p.join()
+    elapsed = time.monotonic() - t0
+    q = np.quantile(latencies, [0.5, 0.99]) * 1000 if latencies else [float("nan")] * 2
+    return {"requests": len(latencies), "seconds": elapsed, "p50_ms": float(q[0]),
+            "p99_ms": float(q[1]), "non_2xx": bad, "socket_errors": 0}  # fmt: skip
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(
+    load: Any, master: psutil.Process, url: str, route: str, agents: int, conns: int,
+    seconds: float, settle_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    """One load phase; the master's CPU counts until ``settle_s`` after it (its last flush)."""
+    before = master.cpu_times()
+    client_before = _children_cpu()
+    t0 = time.monotonic()
+    result = load(url, route, agents, conns, seconds)
+    client_cpu = _children_cpu() - client_before
+    time.sleep(settle_s)  # the flush of the last second's heartbeats belongs to this phase
+    after = master.cpu_times()
+    wall = time.monotonic() - t0
+    server_cpu = (after.user - before.user) + (after.system - before.system)
+    rate = result["requests"] / result["seconds"]
+    return {
+        "per_s": round(rate),
+        "p50_ms": round(result["p50_ms"], 2),
+        "p99_ms": round(result["p99_ms"], 2),
+        "non_2xx": result["non_2xx"],
+        "socket_errors": result["socket_errors"],
+        "server_cpu_percent": round(100 * server_cpu / wall, 1),
+        "server_cpu_us_per_request": round(1e6 * server_cpu / max(1, result["requests"]), 1),
+        "server_user_us_per_request": round(
+            1e6 * (after.user - before.user) / max(1, result["requests"]), 1
+        ),
+        "client_cpu_percent": round(100 * client_cpu / result["seconds"], 1),
+    }
+
+
+def bench_intake(agents: int, conns: int, seconds: float, client: str) -> dict[str, Any]:
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    load = wrk_load if client == "wrk" else python_load
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_master(Path(tmp))
         try:
-            s = requests.Session()
-            s.headers["Authorization"] = "Bearer bench-token"
-            for i in range(n):
-                body = {"name": f"a{i}", "url": f"http://h{i}:1", "version": "b"}
-                s.post(url + "/v1/agents/register", timeout=10, json=body).raise_for_status()
-            metrics = {"cpu_percent": 12.0, "memory_percent": 40.0, "disk_percent": 50.0,
-                       "load1": 0.5, "memory_available_mb": 900.0}  # fmt: skip
-
-            def beat(i: int, k: int) -> tuple[str, str, Any]:
-                name = f"a{(i * 7919 + k) % n}"
-                return (
-                    "POST",
-                    f"/v1/agents/{name}/heartbeat",
-                    {"running": 1, "queued": 0, "metrics": metrics},
-                )
-
-            raw = hammer(url, threads, seconds, lambda i, k: ("GET", "/health", None))
-            rate = hammer(url, threads, seconds, beat)
+            master = psutil.Process(proc.pid)
+            registration = register(url, agents)
+            load(url, "heartbeat", agents, conns, 1.0)  # warm up
+            settle = 1.3  # the master flushes every second
+            noop = measure(load, master, url, "noop", agents, conns, seconds, settle)
+            beat = measure(load, master, url, "heartbeat", agents, conns, seconds, settle)
         finally:
             proc.terminate()
             proc.wait(30)
+    us = beat["server_cpu_us_per_request"]
+    projected = 1e6 / us
     return {
-        "registered_agents": n,
-        "client_threads": threads,
-        "heartbeats_per_s": round(rate),
-        "raw_health_get_per_s": round(raw),
-        "ratio_heartbeat_over_raw": round(rate / raw, 2),
-        "agents_sustained_at_10s_interval": round(rate * 10),
-        "goal_10000_agents_met": rate * 10 >= 10_000,
+        "client": "wrk -t1 (one process)" if client == "wrk" else "python asyncio (2 processes)",
+        "registered_agents": agents,
+        "registrations_per_s": round(registration),
+        "connections": conns,
+        "seconds_per_route": seconds,
+        "heartbeat_body_bytes": len(BEAT),
+        "heartbeat": beat,
+        "noop_post": noop,
+        "ratio_heartbeat_over_noop_rate": round(beat["per_s"] / noop["per_s"], 2),
+        "ratio_heartbeat_over_noop_server_cpu": round(us / noop["server_cpu_us_per_request"], 2),
+        "measured_agents_at_10s_interval": beat["per_s"] * 10,
+        "server_cpu_us_per_heartbeat": us,
+        "projected_heartbeats_per_s_one_core": round(projected),
+        "projected_agents_at_10s_interval": round(projected * 10),
+        "goal_10000_agents_met_measured": beat["per_s"] >= 1000 and beat["non_2xx"] == 0,
+        "goal_10000_agents_met_projected": projected >= 1000,
         "cores": os.cpu_count(),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        serve_master(sys.argv[2])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--agents", type=int, default=10_000)
+    ap.add_argument("--agents", type=int, default=10_000, help="agents in the selection test")
     ap.add_argument("--decisions", type=int, default=2000)
-    ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--heartbeat-agents", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=6.0, help="load per intake route")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--intake-agents", type=int, default=2000)
+    ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    ap.add_argument("--skip-select", action="store_true")
     args = ap.parse_args()
-    result = {
-        "select": bench_select(args.agents, args.decisions),
-        "heartbeats": bench_heartbeats(args.heartbeat_agents, args.threads, args.seconds),
-    }
+    result: dict[str, Any] = {}
+    if not args.skip_select:
+        result["select"] = bench_select(args.agents, args.decisions)
+    result["intake"] = bench_intake(args.intake_agents, args.connections, args.seconds, args.client)
     print(json.dumps(result, indent=2))
 
 
