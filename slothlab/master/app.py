@@ -35,6 +35,7 @@ from slothlab.errors import (
 )
 from slothlab.master._agents_http import AgentsHTTP
 from slothlab.master.dispatcher import Dispatcher, _TaskNotFound
+from slothlab.master.intake import HeartbeatPath, MasterAPI
 from slothlab.master.registry import AgentRegistry
 from slothlab.master.scraper import MetricsIntake
 from slothlab.master.state_api import CallerStore
@@ -203,7 +204,7 @@ def create_app(master: Master, *, max_body_bytes: int = 2 << 20) -> Any:
         finally:
             master.close()
 
-    app = FastAPI(title="slothlab master", version=__version__, lifespan=lifespan)
+    app = MasterAPI(title="slothlab master", version=__version__, lifespan=lifespan)
     app.state.verifier = TokenVerifier.for_token(master.config.token)
     app.state.store = master.store
     app.state.master = master
@@ -215,6 +216,12 @@ def create_app(master: Master, *, max_body_bytes: int = 2 << 20) -> Any:
     app.include_router(state_router())
     _page_route(app, master)
     app.add_middleware(BodyGuard, max_body_bytes=max_body_bytes)
+    app.heartbeats = HeartbeatPath(  # plain heartbeats skip the framework (intake.py)
+        master.registry,
+        master.intake,
+        interval_s=master.config.heartbeat_interval_s,
+        max_body_bytes=max_body_bytes,
+    )
     return app
 
 
