@@ -1,0 +1,142 @@
+"""The heartbeat fast path answers exactly as the FastAPI route does, and takes only plain cases."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+from fastapi.testclient import TestClient
+
+from slothlab.master import Master, create_app
+from slothlab.master.intake import MasterAPI
+
+from .conftest import AUTH, LiveServer, agent_info
+
+JSON = {"Content-Type": "application/json"}
+BEAT = {"running": 2, "queued": 1, "metrics": {"cpu_percent": 30.0, "memory_percent": 50.0}}
+
+# (name, path, headers, body): each is sent with the fast path on and off
+CASES: list[tuple[str, str, dict[str, str], bytes]] = [
+    ("plain", "/v1/agents/a/heartbeat", {**AUTH, **JSON}, json.dumps(BEAT).encode()),
+    ("no metrics", "/v1/agents/a/heartbeat", {**AUTH, **JSON}, b'{"running":0,"queued":0}'),
+    ("charset", "/v1/agents/a/heartbeat",
+     {**AUTH, "Content-Type": "application/json; charset=utf-8"}, b'{"running":1,"queued":0}'),
+    ("no token", "/v1/agents/a/heartbeat", JSON, b'{"running":1,"queued":0}'),
+    ("wrong token", "/v1/agents/a/heartbeat", {"Authorization": "Bearer nope", **JSON},
+     b'{"running":1,"queued":0}'),
+    ("basic scheme", "/v1/agents/a/heartbeat", {"Authorization": "Basic eDp5", **JSON},
+     b'{"running":1,"queued":0}'),
+    ("unknown agent", "/v1/agents/ghost/heartbeat", {**AUTH, **JSON}, b'{"running":1,"queued":0}'),
+    ("malformed", "/v1/agents/a/heartbeat", {**AUTH, **JSON}, b'{"running":1,'),
+    ("nan", "/v1/agents/a/heartbeat", {**AUTH, **JSON},
+     b'{"running":1,"queued":0,"metrics":{"cpu_percent":NaN}}'),
+    ("infinity", "/v1/agents/a/heartbeat", {**AUTH, **JSON},
+     b'{"running":1,"queued":0,"metrics":{"cpu_percent":-Infinity}}'),
+    ("deep", "/v1/agents/a/heartbeat", {**AUTH, **JSON},
+     b'{"running":1,"queued":0,"x":' + b"[" * 100 + b"]" * 100 + b"}"),
+    ("negative", "/v1/agents/a/heartbeat", {**AUTH, **JSON}, b'{"running":-1,"queued":0}'),
+    ("extra field", "/v1/agents/a/heartbeat", {**AUTH, **JSON},
+     b'{"running":1,"queued":0,"nope":1}'),
+    ("string metric", "/v1/agents/a/heartbeat", {**AUTH, **JSON},
+     b'{"running":1,"queued":0,"metrics":{"cpu_percent":"high"}}'),
+    ("too large", "/v1/agents/a/heartbeat", {**AUTH, **JSON},
+     b'{"running":1,"queued":0,"metrics":{"pad":' + b"1" * 5000 + b"}}"),
+    ("text body", "/v1/agents/a/heartbeat", {**AUTH, "Content-Type": "text/plain"},
+     b'{"running":1,"queued":0}'),
+    ("empty body", "/v1/agents/a/heartbeat", {**AUTH, **JSON}, b""),
+    ("nested path", "/v1/agents/a/b/heartbeat", {**AUTH, **JSON}, b'{"running":1,"queued":0}'),
+]  # fmt: skip
+
+
+def _answers(make_master: Callable[..., Master], fast: bool, tmp: str) -> list[tuple[Any, ...]]:
+    master = make_master(data_dir=tmp)
+    app = create_app(master, max_body_bytes=4096)
+    if not fast:
+        app.heartbeats = None
+    out = []
+    with TestClient(app) as client:
+        assert client.post("/v1/agents/register", json=agent_info("a"), headers=AUTH).is_success
+        for name, path, headers, body in CASES:
+            answer = client.post(path, content=body, headers=headers)
+            state = master.registry.get("a")
+            out.append((name, answer.status_code, answer.json(), state.running, state.queued))
+        out.append(("pending samples", master.intake.pending))
+    if fast:  # the three plain cases were taken before the framework, the rest replayed
+        assert app.heartbeats is not None and app.heartbeats.taken == 3
+    return out
+
+
+def test_the_fast_path_answers_every_case_as_the_route_does(
+    make_master: Callable[..., Master], tmp_path: Any
+) -> None:
+    fast = _answers(make_master, True, str(tmp_path / "fast"))
+    slow = _answers(make_master, False, str(tmp_path / "slow"))
+    assert fast == slow
+    statuses = {case[0]: case[1] for case in fast if len(case) == 5}
+    assert statuses == {
+        "plain": 200, "no metrics": 200, "charset": 200, "no token": 401, "wrong token": 401,
+        "basic scheme": 401, "unknown agent": 404, "malformed": 400, "nan": 400, "infinity": 400,
+        "deep": 400, "negative": 422, "extra field": 422, "string metric": 422, "too large": 413,
+        "text body": 422, "empty body": 422, "nested path": 404,
+    }  # fmt: skip
+
+
+def test_plain_heartbeats_take_the_fast_path_and_others_do_not(
+    make_master: Callable[..., Master],
+) -> None:
+    master = make_master()
+    app = create_app(master)
+    assert isinstance(app, MasterAPI) and app.heartbeats is not None
+    with TestClient(app, headers=AUTH) as client:
+        client.post("/v1/agents/register", json=agent_info("a"))
+        before = master.intake.pending
+        assert client.post("/v1/agents/a/heartbeat", json=BEAT).json()["ok"] is True
+        assert app.heartbeats.taken == 1
+        assert master.registry.get("a").metrics == BEAT["metrics"]
+        assert master.intake.pending - before == 4  # running, queued and the two metrics
+        client.post("/v1/agents/a/heartbeat", json={"running": -1, "queued": 0})
+        client.post("/v1/agents/ghost/heartbeat", json=BEAT)
+        client.post("/v1/agents/a/heartbeat", json=BEAT, headers={"Authorization": "Bearer x"})
+        assert app.heartbeats.taken == 1
+
+
+def _chunks() -> Iterator[bytes]:
+    yield b'{"running":3,'
+    yield b'"queued":0}'
+
+
+def test_a_chunked_heartbeat_goes_through_the_route(make_master: Callable[..., Master]) -> None:
+    master = make_master()
+    app = create_app(master)
+    with TestClient(app, headers=AUTH) as client:
+        client.post("/v1/agents/register", json=agent_info("a"))
+        answer = client.post("/v1/agents/a/heartbeat", content=_chunks(), headers=JSON)
+    assert answer.status_code == 200 and answer.json() == {"ok": True, "interval_s": 10.0}
+    assert master.registry.get("a").running == 3
+    assert app.heartbeats is not None and app.heartbeats.taken == 0
+
+
+def test_heartbeats_over_a_real_socket_reach_sqlite_and_the_history(
+    make_master: Callable[..., Master],
+) -> None:
+    master = make_master(history=True, clock=time.time)
+    app = create_app(master)
+    with LiveServer(app) as server, requests.Session() as session:
+        session.headers.update(AUTH)
+        assert session.post(f"{server.url}/v1/agents/register", json=agent_info("a")).ok
+        for running in range(5):
+            beat = {**BEAT, "running": running}
+            answer = session.post(f"{server.url}/v1/agents/a/heartbeat", json=beat)
+            assert answer.status_code == 200, answer.text
+        assert app.heartbeats is not None and app.heartbeats.taken == 5
+        master.flush()
+        rows = master.history.sql(
+            "SELECT count(*) FROM samples WHERE host = 'a' AND metric = 'cpu_percent'"
+        ).values.tolist()
+        assert rows == [[5]]
+    master.close()
+    again = make_master(clock=time.time)  # the same data directory: the registry file
+    assert again.registry.get("a").running == 4
