@@ -4,11 +4,24 @@ Samples, pandas DataFrames and Arrow tables all end up as columns ``ts`` (timest
 ``host``, ``metric`` (string), ``labels`` (map<string, string>) and ``value`` (float64), so the
 insert is one vectorised ``INSERT ... SELECT`` (executemany is ~1,000x slower; see
 notes/benchmarks.md).
+
+Samples are not turned into Arrow one write at a time: :class:`SampleColumns` checks each one
+and appends its fields to plain lists (microseconds for a collector tick), and builds one table
+from them when the history flushes (a table per tick cost ~0.4-2 ms, most of a 1 Hz
+collector's budget).
+
+>>> columns = SampleColumns()
+>>> columns.append([Sample(0.0, "web-1", "load1", 0.5, {"core": "0"})])
+1
+>>> batch = columns.take()
+>>> batch.table.num_rows, batch.table.column("labels").to_pylist(), len(columns)
+(1, [[('core', '0')]], 0)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -18,7 +31,7 @@ from slothlab.metrics.sample import Sample
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["COLUMNS", "Batch", "to_batch"]
+__all__ = ["COLUMNS", "Batch", "SampleColumns", "to_batch"]
 
 COLUMNS = ("ts", "host", "metric", "labels", "value")
 _REQUIRED = ("ts", "host", "metric", "value")
@@ -33,58 +46,117 @@ class Batch(NamedTuple):
 
 def to_batch(data: object) -> Batch:
     """Normalise samples, a DataFrame or an Arrow table into a :class:`Batch`."""
+    samples = as_samples(data)
+    if samples is not None:
+        columns = SampleColumns()
+        columns.append(samples)
+        return columns.take()
     import pyarrow as pa
 
     if isinstance(data, pa.Table):
         return _from_arrow(data)
     if _is_dataframe(data):
         return _from_pandas(data)
-    if isinstance(data, Sample):
-        data = [data]
-    if isinstance(data, Iterable) and not isinstance(data, str | bytes | Mapping):
-        return _from_samples(data)
     raise HistoryError(
         f"write() takes Samples, a pandas DataFrame or a pyarrow Table, not {type(data).__name__}"
     )
 
 
+def as_samples(data: object) -> Sequence[object] | None:
+    """``data`` as a sequence of would-be Samples (a Sample, a list, any other iterable that
+    is not a table, text or mapping); None for a table or a DataFrame or anything else."""
+    if isinstance(data, Sample):
+        return (data,)
+    if isinstance(data, list | tuple):
+        return data
+    if _is_dataframe(data) or type(data).__module__.startswith("pyarrow"):
+        return None
+    if isinstance(data, Iterable) and not isinstance(data, str | bytes | Mapping):
+        return list(data)
+    return None
+
+
+class SampleColumns:
+    """Samples checked one by one and kept as columns of plain lists until :meth:`take`."""
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self.ts: list[float] = []
+        self.host: list[str] = []
+        self.metric: list[str] = []
+        self.value: list[float] = []
+        self.labels: list[list[tuple[str, str]]] = []
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def append(self, samples: Sequence[object]) -> int:
+        """Check every sample, then append them all (none when one is bad); returns how many.
+
+        Raises:
+            HistoryError: an item is not a Sample, or a field has the wrong type.
+        """
+        ts: list[float] = []
+        value: list[float] = []
+        labels: list[list[tuple[str, str]]] = []
+        for item in samples:
+            if not isinstance(item, Sample):
+                raise HistoryError(f"write() got {item!r}; iterables must hold Sample objects")
+            ts.append(_number(item, "ts", _epoch(item.ts)))
+            value.append(_number(item, "value", item.value))
+            if not (type(item.host) is str and type(item.metric) is str):
+                _check_text(item)
+            labels.append(_label_pairs(item.labels) if item.labels else [])
+        self.ts.extend(ts)
+        self.value.extend(value)
+        self.labels.extend(labels)
+        self.host.extend(s.host for s in samples)  # type: ignore[attr-defined]
+        self.metric.extend(s.metric for s in samples)  # type: ignore[attr-defined]
+        return len(ts)
+
+    def take(self) -> Batch:
+        """The buffered samples as one :class:`Batch`; the columns are empty afterwards."""
+        import pyarrow as pa
+
+        table = pa.table(
+            {
+                "ts": pa.array(self.ts, pa.float64()),
+                "host": pa.array(self.host, pa.string()),
+                "metric": pa.array(self.metric, pa.string()),
+                "labels": pa.array(self.labels, _map_type()),
+                "value": pa.array(self.value, pa.float64()),
+            }
+        )
+        self._clear()
+        return Batch(_normalise(table), unsorted_labels=False)
+
+
+def _number(item: Sample, field: str, x: object) -> float:
+    """``x`` (the sample's ``field``) as a float; a clear error when it is not a number."""
+    if type(x) is float:
+        return x
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        return float(x)
+    raise HistoryError(
+        f"a Sample has a field of the wrong type ({field}={x!r}); ts and value are numbers, "
+        "host and metric text"
+    )
+
+
+def _check_text(item: Sample) -> None:
+    for field in ("host", "metric"):
+        if not isinstance(getattr(item, field), str):
+            raise HistoryError(
+                f"a Sample has a field of the wrong type ({field}={getattr(item, field)!r}); "
+                "ts and value are numbers, host and metric text"
+            )
+
+
 def _is_dataframe(data: object) -> bool:
     module = type(data).__module__
     return module.startswith("pandas") and type(data).__name__ == "DataFrame"
-
-
-def _from_samples(samples: Iterable[object]) -> Batch:
-    import pyarrow as pa
-
-    ts: list[object] = []
-    host: list[str] = []
-    metric: list[str] = []
-    value: list[float] = []
-    labels: list[list[tuple[str, str]]] = []
-    for item in samples:
-        if not isinstance(item, Sample):
-            raise HistoryError(f"write() got {item!r}; iterables must hold Sample objects")
-        ts.append(_epoch(item.ts))
-        host.append(item.host)
-        metric.append(item.metric)
-        value.append(item.value)
-        labels.append(_label_pairs(item.labels))
-    try:
-        table = pa.table(
-            {
-                "ts": pa.array(ts, pa.float64()),
-                "host": pa.array(host, pa.string()),
-                "metric": pa.array(metric, pa.string()),
-                "labels": pa.array(labels, _map_type()),
-                "value": pa.array(value, pa.float64()),
-            }
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise HistoryError(
-            f"a Sample has a field of the wrong type ({exc}); ts and value are numbers, "
-            "host and metric text"
-        ) from None
-    return Batch(_normalise(table), unsorted_labels=False)
 
 
 def _epoch(ts: object) -> object:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slothlab.errors import HistoryError
-from slothlab.metrics._history_arrow import Batch, to_batch
+from slothlab.metrics._history_arrow import Batch, SampleColumns, as_samples, to_batch
 from slothlab.metrics._history_export import export_days, read_export, utc_columns
 from slothlab.metrics._history_lock import (
     ProcessDescriber,
@@ -139,6 +139,7 @@ class MetricsHistory:
         self._clock = clock
         self._lock = threading.RLock()
         self._buffer: list[Batch] = []
+        self._columns = SampleColumns()
         self._pending = 0
         self._first_at: float | None = None
         self._closed = False
@@ -166,6 +167,11 @@ class MetricsHistory:
 
     def _open(self, describe: ProcessDescriber) -> duckdb.DuckDBPyConnection:
         import duckdb
+
+        # what a flush needs, imported now: the last flush may run at interpreter exit, when
+        # imports fail (pyarrow and DuckDB's Arrow scan import pandas on first use)
+        import pandas  # noqa: F401
+        import pyarrow.compute  # noqa: F401
 
         memory = str(self.path) == _MEMORY
         if not memory:
@@ -199,6 +205,9 @@ class MetricsHistory:
         Columns: ``ts`` (datetimes, naive meaning UTC, or epoch seconds), ``host``, ``metric``,
         ``value`` and optionally ``labels`` (mappings of text to text). Returns the rows taken.
         """
+        samples = as_samples(data)
+        if samples is not None:
+            return self._write_samples(samples)
         batch = to_batch(data)
         rows = int(batch.table.num_rows)
         if rows == 0:
@@ -206,13 +215,26 @@ class MetricsHistory:
         with self._lock:
             self._check_open()
             self._buffer.append(batch)
-            self._pending += rows
-            now = self._clock()
-            if self._first_at is None:
-                self._first_at = now
-            if self._pending >= self.batch_rows or now - self._first_at >= self.flush_interval_s:
-                self.flush()
+            self._taken(rows)
         return rows
+
+    def _write_samples(self, samples: Sequence[object]) -> int:
+        # Samples stay plain Python until the flush (one Arrow table per flush, not per call).
+        with self._lock:
+            self._check_open()
+            rows = self._columns.append(samples)
+            if rows:
+                self._taken(rows)
+        return rows
+
+    def _taken(self, rows: int) -> None:
+        """Count ``rows`` new buffered rows and flush when the size or age bound is reached."""
+        self._pending += rows
+        now = self._clock()
+        if self._first_at is None:
+            self._first_at = now
+        if self._pending >= self.batch_rows or now - self._first_at >= self.flush_interval_s:
+            self.flush()
 
     @property
     def pending_rows(self) -> int:
@@ -228,6 +250,8 @@ class MetricsHistory:
         """Write the buffered rows in one transaction; returns how many were written."""
         with self._lock:
             self._check_open()
+            if len(self._columns):
+                self._buffer.append(self._columns.take())
             if not self._buffer:
                 return 0
             batches, rows = self._buffer, self._pending

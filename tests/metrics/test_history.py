@@ -251,3 +251,39 @@ def test_another_tools_database_is_refused(tmp_path: Path) -> None:
         open_history(path)
     with pytest.raises(HistoryError, match="another shape"):  # the claim was released
         open_history(path)
+
+
+def test_samples_stay_plain_until_the_flush_and_keep_their_order(tmp_path: Path) -> None:
+    import numpy as np
+
+    with open_history(tmp_path / "h.duckdb") as history:
+        history.write([Sample(T0, "a", "m", 1.0, {"z": "1", "a": "2"})])
+        history.write(Sample(T0 + 1, "a", "m", np.float64(2.0)))  # numpy numbers are numbers
+        history.write(Sample(T0 + 2, "a", "m", 3))
+        history.write(s for s in [Sample(T0 + 3, "b", "m", 4.0)])  # any iterable of Samples
+        frame = pd.DataFrame({"ts": [T0 + 4], "host": ["a"], "metric": ["m"], "value": [5.0]})
+        history.write(frame)  # tables and samples may be mixed in one buffer
+        assert history.pending_rows == 5
+        assert count(history) == 5  # a read flushes first
+        rows = history.query("m")
+        assert rows["value"].tolist() == [1.0, 2.0, 3.0, 5.0, 4.0]  # by host, then time
+        assert rows["labels"][0] == {"a": "2", "z": "1"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        (Sample("soon", "a", "m", 1.0), "ts"),  # type: ignore[arg-type]
+        (Sample(T0, "a", "m", True), "value"),  # a bool is not a measurement
+        (Sample(T0, 7, "m", 1.0), "host"),  # type: ignore[arg-type]
+        (Sample(T0, "a", None, 1.0), "metric"),  # type: ignore[arg-type]
+    ],
+)
+def test_one_bad_sample_refuses_the_whole_write(tmp_path: Path, bad: Sample, field: str) -> None:
+    with open_history(tmp_path / "h.duckdb") as history:
+        good = Sample(T0, "a", "m", 1.0)
+        with pytest.raises(HistoryError, match=rf"wrong type \({field}="):
+            history.write([good, bad])
+        assert history.pending_rows == 0
+        history.write([good])
+        assert history.flush() == 1
