@@ -7,7 +7,8 @@ dispatch that cannot connect marks an agent unknown until its next heartbeat.
 
 Every agent's numbers live in numpy columns (:class:`~slothlab.master.balancer.Columns`), with a
 boolean mask per tag and per region, so a selection over 10,000 agents stays well under a
-millisecond. SQLite holds the records; heartbeats are written behind (:meth:`flush`).
+millisecond. SQLite holds the records; heartbeats are written behind (:meth:`flush`, one
+transaction per flush, records serialised outside the lock that heartbeats take).
 
 >>> from slothlab.protocol import AgentInfo, Heartbeat, SelectRequest
 >>> now = [1000.0]
@@ -31,9 +32,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic_core import to_json
 
 from slothlab.errors import MasterError, UnknownAgentError
 from slothlab.master.balancer import FACTS, Balancer, Columns
@@ -77,18 +80,23 @@ def facts_from_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+_VOLATILE = {"metrics", "status", "last_seen", "running", "queued"}
+
+
 @dataclass
 class _Agent:
     info: AgentInfo
     slot: int
     registered_at: float
     metrics: dict[str, float] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)  # the record's unchanging part
 
 
 class AgentRegistry:
     """Agents by name with their status, numbers and a fast selection.
 
-    Thread-safe (one lock); the SQLite file is written on register, remove and :meth:`flush`.
+    Thread-safe: one lock for the agents and columns, held briefly (a heartbeat is ~10 µs
+    under it), and one for the SQLite file, written on register, remove and :meth:`flush`.
 
     Args:
         path: the SQLite file (``<data-dir>/master.db``), or ``":memory:"``.
@@ -120,6 +128,7 @@ class AgentRegistry:
         self._regions: dict[str, BoolArray] = {}
         self._dirty: set[str] = set()
         self._lock = threading.RLock()
+        self._db_lock = threading.Lock()  # taken before self._lock when both are held
         self._db = _connect(path)
         self._load()
 
@@ -128,12 +137,16 @@ class AgentRegistry:
     def register(self, info: AgentInfo) -> AgentInfo:
         """Add or replace an agent; it is active from now. Returns it as stored."""
         now = self.clock()
-        with self._lock:
+        with self._db_lock, self._lock:
             old = self._agents.get(info.name)
             if old is not None:
                 self._drop(info.name)
             agent = self._add(info, now, registered_at=now)
-            self._persist(agent, now)
+            self._dirty.discard(info.name)
+            self._db.execute(
+                "INSERT OR REPLACE INTO agents (name, info, last_seen) VALUES (?, ?, ?)",
+                (info.name, _record(agent, info.running, info.queued), now),
+            )
             return self._view(agent, now)
 
     def heartbeat(self, name: str, beat: Heartbeat) -> None:
@@ -182,7 +195,7 @@ class AgentRegistry:
 
     def remove(self, name: str) -> bool:
         """Forget an agent; True when there was one."""
-        with self._lock:
+        with self._db_lock, self._lock:
             if name not in self._agents:
                 return False
             self._drop(name)
@@ -264,30 +277,40 @@ class AgentRegistry:
     # -- persistence ----------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Write heartbeats received since the last flush to SQLite; returns how many."""
-        with self._lock:
-            names, self._dirty = self._dirty, set()
-            rows = [
-                (_dump(self._agents[n]), float(self.cols.last_seen[self._agents[n].slot]), n)
-                for n in names
-                if n in self._agents
-            ]
-        if rows:
+        """Write heartbeats received since the last flush to SQLite; returns how many.
+
+        The agents' numbers are copied under the registry lock; the records are serialised and
+        written (one transaction) outside it, so heartbeats do not wait for the disk. Holding
+        the file's lock throughout keeps a registration made meanwhile from being overwritten.
+        """
+        with self._db_lock:
             with self._lock:
-                self._db.executemany(_UPDATE, rows)
+                names, self._dirty = self._dirty, set()
+                cols, agents = self.cols, self._agents
+                taken = [
+                    (a, int(cols.running[a.slot]), int(cols.queued[a.slot]),
+                     float(cols.last_seen[a.slot]))
+                    for a in (agents.get(n) for n in names)
+                    if a is not None
+                ]  # fmt: skip
+            rows = [(_record(a, r, q), seen, a.info.name) for a, r, q, seen in taken]
+            if rows:
+                self._db.execute("BEGIN")
+                try:
+                    self._db.executemany(_UPDATE, rows)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    with self._lock:  # written next time
+                        self._dirty.update(a.info.name for a, *_ in taken)
+                    raise
+                self._db.execute("COMMIT")
         return len(rows)
 
     def close(self) -> None:
         """Flush and close the file."""
         self.flush()
-        with self._lock:
+        with self._db_lock:
             self._db.close()
-
-    def _persist(self, agent: _Agent, now: float) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO agents (name, info, last_seen) VALUES (?, ?, ?)",
-            (agent.info.name, _dump(agent), now),
-        )
 
     def _load(self) -> None:
         try:
@@ -309,7 +332,8 @@ class AgentRegistry:
     def _add(self, info: AgentInfo, last_seen: float, registered_at: float) -> _Agent:
         info = info.model_copy()
         slot = self.cols.add()
-        agent = _Agent(info=info, slot=slot, registered_at=registered_at)
+        fixed = info.model_dump(mode="json", exclude=_VOLATILE)
+        agent = _Agent(info=info, slot=slot, registered_at=registered_at, fixed=fixed)
         self._agents[info.name] = agent
         self._by_slot.append(info.name)
         c = self.cols
@@ -396,14 +420,11 @@ def _no_match(request: SelectRequest) -> str:
     return f"no active agent has {' and '.join(wanted)}"
 
 
-def _dump(agent: _Agent) -> str:
-    return json.dumps(
-        {
-            "info": agent.info.model_dump(exclude={"metrics", "status", "last_seen"}),
-            "metrics": agent.metrics,
-            "registered_at": agent.registered_at,
-        }
-    )
+def _record(agent: _Agent, running: int, queued: int) -> str:
+    """The SQLite record of ``agent`` (pydantic-core's JSON: ~5x faster than ``json.dumps``)."""
+    info = {**agent.fixed, "running": running, "queued": queued}
+    record = {"info": info, "metrics": agent.metrics, "registered_at": agent.registered_at}
+    return to_json(record, inf_nan_mode="constants").decode()
 
 
 def _connect(path: str | Path) -> sqlite3.Connection:

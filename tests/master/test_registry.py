@@ -83,3 +83,26 @@ def test_facts_accept_prometheus_names() -> None:
         {"slothlab_memory_available_bytes": 2**30, "slothlab_disk_free_bytes": 2**31}
     )
     assert facts == {"memory_available_mb": 1024.0, "disk_free_gb": 2.0}
+
+
+def test_flush_writes_each_beaten_agent_once_and_a_later_registration_wins(
+    tmp_path: Path,
+) -> None:
+    now = [100.0]
+    path = tmp_path / "m.db"
+    reg = AgentRegistry(path, clock=lambda: now[0])
+    for name in ("a", "b", "c"):
+        reg.register(info(name, tags=["old"]))
+    for running in range(4):
+        reg.heartbeat("a", Heartbeat(running=running, queued=1, metrics={"load1": 0.5}))
+    reg.heartbeat("b", Heartbeat(running=7, queued=0, metrics={"cpu_percent": 1.0}))
+    reg.register(info("b", tags=["new"]))  # re-registered after its heartbeat: the record wins
+    reg.heartbeat("c", Heartbeat(running=1, queued=0, metrics={"cpu_percent": float("inf")}))
+    assert reg.flush() == 2 and reg.flush() == 0
+    reg.close()
+    again = AgentRegistry(path, clock=lambda: now[0])
+    a, b = again.get("a"), again.get("b")
+    assert (a.running, a.queued, a.metrics, a.tags) == (3, 1, {"load1": 0.5}, ["old"])
+    assert (b.running, b.tags, b.metrics) == (0, ["new"], {})
+    assert again.get("c").metrics == {"cpu_percent": float("inf")}
+    again.close()
