@@ -23,6 +23,8 @@ __all__ = ["main"]
 
 _MAX_OUTPUT = 1 << 20  # bytes of print output kept per task
 _MAX_REPLY = 64 << 20  # bytes of one reply
+_MAX_SERIES = 10_000  # custom metric series handed back per task
+_MAX_WINDOW = 256  # observations per histogram series handed back (for quantiles)
 
 
 class _Capture:
@@ -74,11 +76,45 @@ def _error_reply(exc: LuaError, output: _Capture) -> dict[str, Any]:
 
 
 def handle(request: dict[str, Any]) -> dict[str, Any]:
-    """Run one request; the reply is JSON-ready."""
+    """Run one request; the reply is JSON-ready.
+
+    The custom metrics the task set (``metrics.gauge``, ``counter``, ...) die with its runtime,
+    so the reply carries them (``custom_metrics``, :meth:`CustomMetrics.dump
+    <slothlab.metrics.custom.CustomMetrics.dump>`), for the pool to merge into the parent's.
+    """
+    output = _Capture()
+    context: dict[str, Any] = {}
+    reply = _run(request, output, context)
+    custom = context.get("custom_metrics")
+    if custom is not None:
+        dumped = _bounded(custom.dump(), output)
+        if dumped:
+            reply["custom_metrics"] = dumped
+    return reply
+
+
+def _bounded(dumped: list[dict[str, Any]], output: _Capture) -> list[dict[str, Any]]:
+    """At most ``_MAX_SERIES`` series with ``_MAX_WINDOW`` observations each, so the reply
+    stays far below its size cap (quantiles are then taken over fewer observations)."""
+    room, kept = _MAX_SERIES, []
+    for family in dumped:
+        series = family["series"][:room]
+        room -= len(series)
+        for row in series:
+            row["window"] = row["window"][-_MAX_WINDOW:]
+        if series:
+            kept.append({**family, "series": series})
+    if sum(len(f["series"]) for f in dumped) > _MAX_SERIES:
+        output("warn", f"custom metrics past {_MAX_SERIES:,} series were not handed back")
+    return kept
+
+
+def _run(request: dict[str, Any], output: _Capture, context: dict[str, Any]) -> dict[str, Any]:
+    """Run the task; ``context`` gets the runtime's context (its custom metrics) at the end."""
     from slothlab.lua.runtime import Runtime
 
-    output = _Capture()
     _set_cpu_limit(request["cpu_s"])
+    runtime = None
     try:
         runtime = Runtime(
             modules=request.get("modules"),
@@ -104,6 +140,9 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         return {**reply, "retire": True}
     except Exception as exc:  # bad arguments, an unknown module, ...
         return _error_reply(LuaError(f"{type(exc).__name__}: {exc}"), output)
+    finally:
+        if runtime is not None:
+            context.update(runtime.context)
 
 
 def _write(out: BinaryIO, reply: dict[str, Any]) -> None:

@@ -14,6 +14,12 @@ Workers get a minimal environment (no secrets of the parent's), ``/`` as their d
 talk JSON lines over pipes (JSON, not pickle: a worker is never trusted with the parent's
 objects). Results are JSON-able Python values; bytes and non-string keys survive the trip.
 
+The custom metrics a task sets (``metrics.gauge``, ``counter``, ``histogram``, ``timer``) would
+die with its runtime: the worker hands them back with the reply and the pool merges them into
+its ``custom_metrics`` (by default the process's, :func:`~slothlab.metrics.custom.
+default_custom_metrics`, which ``slothlab agent start`` exports on ``/metrics``): counters and
+histograms add up over tasks, gauges keep the last task's value.
+
 >>> with WorkerPool(size=1) as pool:
 ...     pool.run("local a, b = ... return a + b, {x = 1}", args=[2, 3])
 [5, {'x': 1}]
@@ -24,6 +30,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import math
 import os
 import queue
@@ -37,7 +44,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slothlab.errors import (
     LuaError,
@@ -47,7 +54,12 @@ from slothlab.errors import (
     SlothlabError,
 )
 
+if TYPE_CHECKING:
+    from slothlab.metrics.custom import CustomMetrics
+
 __all__ = ["OutputSink", "WorkerPool", "wire_decode", "wire_encode"]
+
+log = logging.getLogger(__name__)
 
 _ERRORS: dict[str, type[LuaError]] = {
     c.__name__: c for c in (LuaError, LuaSyntaxError, LuaTimeoutError, LuaMemoryError)
@@ -192,6 +204,8 @@ class WorkerPool:
             on but ``PATH`` and ``LANG``).
         output: where tasks' ``print`` output goes (default: dropped); a task may name its own.
         start_timeout_s: how long a new worker may take to start.
+        custom_metrics: where tasks' custom metrics are merged (default: the process's,
+            :func:`~slothlab.metrics.custom.default_custom_metrics`).
     """
 
     def __init__(
@@ -206,6 +220,7 @@ class WorkerPool:
         output: OutputSink | None = None,
         start_timeout_s: float = 30.0,
         python: str = sys.executable,
+        custom_metrics: CustomMetrics | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"a worker pool needs at least one worker, not {size}")
@@ -215,6 +230,7 @@ class WorkerPool:
         self.kill_grace_s = kill_grace_s
         self.output = output
         self.start_timeout_s = start_timeout_s
+        self._custom_metrics = custom_metrics
         space = address_space_mb or max_memory_mb + 768
         self._command = [python, "-m", "slothlab.lua._worker", "--address-space-mb", str(space)]
         self._env = _worker_env(env)
@@ -374,11 +390,30 @@ class WorkerPool:
         if task.output is not None:
             for stream, text in reply.get("output", []):
                 task.output(stream, text)
+        if reply.get("custom_metrics"):
+            self._merge_metrics(reply["custom_metrics"], task)
         if reply.get("retire"):
             self._drop(slot, kill=False)
         if not reply.get("ok"):
             raise _error(reply["error"])
         return wire_decode(reply["results"])  # type: ignore[no-any-return]
+
+    @property
+    def custom_metrics(self) -> CustomMetrics:
+        """Where tasks' custom metrics are merged."""
+        if self._custom_metrics is None:
+            from slothlab.metrics.custom import default_custom_metrics
+
+            self._custom_metrics = default_custom_metrics()
+        return self._custom_metrics
+
+    def _merge_metrics(self, dumped: Any, task: _Task) -> None:
+        if not isinstance(dumped, list):
+            return
+        for problem in self.custom_metrics.merge(dumped):
+            log.warning("task %s: %s", task.request["name"], problem)
+            if task.output is not None:
+                task.output("warn", problem)
 
     def _exchange(self, slot: int, task: _Task) -> dict[str, Any]:
         worker = self.workers[slot] or self._start(slot)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slothlab.metrics.alerts import AlertManager, AlertRule, rules_from_config
 from slothlab.metrics.collector import Collector, PsutilSource, default_collector
-from slothlab.metrics.custom import CustomMetrics
+from slothlab.metrics.custom import CustomMetrics, default_custom_metrics
 from slothlab.metrics.exposition import render
 from slothlab.metrics.health import (
     HealthMonitor,
@@ -16,6 +16,7 @@ from slothlab.metrics.health import (
 from slothlab.metrics.history import MetricsHistory, Retention, read_export
 from slothlab.metrics.importer import import_series
 from slothlab.metrics.notify import LogNotifier, WebhookNotifier
+from slothlab.metrics.recorder import Recorder
 from slothlab.metrics.sample import NO_LABELS, Sample
 
 # sorted() order, which tests/test_exported_members.py checks (ruff puts NO_LABELS first)
@@ -29,12 +30,14 @@ __all__ = [  # noqa: RUF022
     "MetricsHistory",
     "NO_LABELS",
     "PsutilSource",
+    "Recorder",
     "Retention",
     "Sample",
     "WebhookNotifier",
     "checks_from_config",
     "default_checks",
     "default_collector",
+    "default_custom_metrics",
     "health_document",
     "health_status",
     "import_series",

@@ -55,6 +55,7 @@ __all__ = [
     "MAX_SERIES",
     "TIMER_BUCKETS",
     "CustomMetrics",
+    "default_custom_metrics",
     "quantile",
 ]
 
@@ -352,6 +353,61 @@ class CustomMetrics:
                     out.extend(_to_samples(family, s, host, at))
         return out
 
+    # -- hand-over between processes -----------------------------------------------------------
+
+    def dump(self) -> list[dict[str, Any]]:
+        """Every metric as JSON-able data that :meth:`merge` adds into another instance.
+
+        How a Lua worker process hands its task's metrics back to the agent (the task's
+        runtime, and its metrics with it, end when the task does).
+        """
+        with self._lock:
+            return [_dump_family(f) for f in self._families.values()]
+
+    def merge(self, dumped: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Add metrics another instance gave by :meth:`dump`: counters and histogram counts add
+        up, gauges take the dumped value. Returns a problem per metric that was refused (a name
+        used with another type, other buckets, bad values), each saying why; [] when all
+        merged. A refused metric keeps the series merged before the bad one.
+
+        >>> task, agent = CustomMetrics(), CustomMetrics()
+        >>> _ = task.counter("jobs_total", 2); _ = agent.counter("jobs_total", 1)
+        >>> agent.merge(task.dump()), agent.get("jobs_total")["value"]
+        ([], 3)
+        """
+        problems: list[str] = []
+        for family in dumped:
+            try:
+                self._merge_family(family)
+            except (CustomMetricError, MetricNameError, KeyError, TypeError, ValueError) as exc:
+                name = family.get("name") if isinstance(family, Mapping) else family
+                problems.append(f"custom metric {name!r} not merged: {exc}")
+        return problems
+
+    def _merge_family(self, dumped: Mapping[str, Any]) -> None:
+        name, kind = str(dumped["name"]), str(dumped["kind"])
+        if kind not in KINDS:
+            raise CustomMetricError(f"unknown kind {kind!r}")
+        bounds = _check_buckets(dumped["bounds"]) if kind in {"histogram", "timer"} else None
+        with self._lock:
+            family = self._families.get(name)
+            if family is not None and bounds is not None and family.bounds != bounds:
+                raise CustomMetricError(
+                    f"its buckets {list(bounds)} are not the {list(family.bounds)} it has here"
+                )
+            for row in dumped["series"]:
+                family, series = self._series(name, kind, row["tags"], bounds)
+                _merge_series(series, row, kind, len(family.bounds))
+            if family is None:
+                return
+            if kind == "counter":
+                family.last_value = sum(s.value for s in family.series.values())
+            elif kind == "gauge":
+                family.last_value = _number(dumped["last_value"], name)
+            family.last_duration_ms = _number(dumped.get("last_duration_ms", 0), name)
+            family.last_tags = _tags(dumped.get("last_tags"), name, frozenset())
+            family.updated = _number(dumped.get("updated", family.updated), name)
+
     # -- Prometheus ---------------------------------------------------------------------------
 
     @property
@@ -373,6 +429,80 @@ class CustomMetrics:
         """A consistent copy of every metric for exporters: name, kind, labels, series."""
         with self._lock:
             return [_export(f) for f in self._families.values()]
+
+
+_default: CustomMetrics | None = None
+_default_lock = threading.Lock()
+
+
+def default_custom_metrics() -> CustomMetrics:
+    """The process's custom metrics, made on first use.
+
+    What a :class:`~slothlab.lua.pool.WorkerPool` merges its tasks' metrics into unless it is
+    given another instance, and what ``slothlab agent start`` exports on ``/metrics`` and
+    sends with its heartbeats.
+
+    >>> default_custom_metrics() is default_custom_metrics()
+    True
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = CustomMetrics()
+        return _default
+
+
+def _dump_family(family: _Family) -> dict[str, Any]:
+    return {
+        "name": family.name,
+        "kind": family.kind,
+        "bounds": list(family.bounds),
+        "last_value": family.last_value,
+        "last_duration_ms": family.last_duration_ms,
+        "last_tags": dict(family.last_tags),
+        "updated": family.updated,
+        "series": [_dump_series(s) for s in family.series.values()],
+    }
+
+
+def _dump_series(s: _Series) -> dict[str, Any]:
+    return {
+        "tags": dict(s.labels),
+        "value": s.value,
+        "count": s.count,
+        "sum": s.sum,
+        "min": s.min if s.count else None,
+        "max": s.max if s.count else None,
+        "buckets": list(s.buckets),
+        "window": list(s.window),
+    }
+
+
+def _merge_series(series: _Series, row: Mapping[str, Any], kind: str, n_bounds: int) -> None:
+    """Add one dumped series into ``series`` (checked first, so a bad row changes nothing)."""
+    name = "series"
+    value = _number(row["value"], name)
+    if kind == "gauge":
+        series.value = value
+        return
+    if kind == "counter":
+        if value < 0:
+            raise CustomMetricError(f"a counter cannot add {value}")
+        series.value += value
+        return
+    buckets = [int(_number(b, name)) for b in row["buckets"]]
+    window = [_number(v, name) for v in row["window"]]
+    count, total = int(_number(row["count"], name)), _number(row["sum"], name)
+    if len(buckets) != n_bounds + 1 or min(buckets, default=0) < 0 or sum(buckets) != count:
+        raise CustomMetricError(f"bucket counts {buckets} do not fit the buckets or the count")
+    if not count:
+        return
+    series.count += count
+    series.sum += total
+    series.min = min(series.min, _number(row["min"], name))
+    series.max = max(series.max, _number(row["max"], name))
+    series.buckets = [a + b for a, b in zip(series.buckets, buckets, strict=True)]
+    series.window.extend(window)
 
 
 def _number(value: Any, name: str) -> Any:
