@@ -1,13 +1,41 @@
-"""The agent's own Prometheus metrics: tasks by final state, running, queued, durations."""
+"""The agent's own Prometheus metrics (tasks by final state, running, queued, durations), and
+the custom metrics its heartbeats carry to the master's history.
+
+Custom metrics in heartbeats: a heartbeat's ``metrics`` are flat ``name -> number`` pairs with
+no labels, at most 200, which the master writes to its history. :func:`custom_heartbeat_metrics`
+adds, for each custom metric (sorted by name, at most :data:`MAX_HEARTBEAT_CUSTOM`): a counter's
+total over all its tag sets (``<name>_total``), a histogram's or timer's ``<name>_count`` and
+``<name>_sum`` over all tag sets, and a gauge's untagged value (a gauge's tagged series cannot be
+summed meaningfully, so they stay on ``/metrics`` only).
+
+>>> from slothlab.metrics import CustomMetrics
+>>> custom = CustomMetrics()
+>>> _ = custom.counter("jobs_total", 2, {"kind": "a"}), custom.counter("jobs_total", 3)
+>>> custom.gauge("queue_depth", 4); custom.gauge("queue_depth", 9, {"queue": "x"})
+>>> custom.record_timer("step", 250.0, {"step": "fetch"})
+>>> custom_heartbeat_metrics(custom)
+{'jobs_total': 5.0, 'queue_depth': 4.0, 'step_seconds_count': 1.0, 'step_seconds_sum': 0.25}
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any
 
 from slothlab.agent.executor import Executor
 from slothlab.agent.tasks import TaskRecord
+from slothlab.protocol import Heartbeat
 
-__all__ = ["AgentMetrics"]
+if TYPE_CHECKING:
+    from slothlab.metrics.custom import CustomMetrics
+
+__all__ = ["MAX_HEARTBEAT_CUSTOM", "AgentMetrics", "custom_heartbeat_metrics", "with_custom"]
+
+log = logging.getLogger("slothlab.agent")
+
+MAX_HEARTBEAT_CUSTOM = 150
+"""Custom metric values one heartbeat carries at most (the heartbeat holds 200 numbers)."""
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
@@ -59,3 +87,50 @@ class AgentMetrics:
     def summary(self) -> dict[str, Any]:
         """Finished tasks by state (for ``/v1/metrics``)."""
         return {"tasks_total": dict(self.counts)}
+
+
+def custom_heartbeat_metrics(
+    custom: CustomMetrics, limit: int = MAX_HEARTBEAT_CUSTOM, skip: Collection[str] = ()
+) -> dict[str, float]:
+    """Flat ``name -> value`` pairs of ``custom`` for a heartbeat (see the module's rule), at
+    most ``limit``, leaving out the names in ``skip`` (the host's own)."""
+    out: dict[str, float] = {}
+    for family in sorted(custom.families(), key=lambda f: str(f["name"])):
+        for key, value in _flat(family).items():
+            if len(out) >= limit:
+                return out
+            if key not in skip:
+                out[key] = value
+    return out
+
+
+def _flat(family: dict[str, Any]) -> dict[str, float]:
+    name, kind, rows = family["name"], family["kind"], family["series"]
+    if kind == "counter":
+        return {f"{name}_total": float(sum(r["value"] for r in rows))}
+    if kind == "gauge":
+        plain = [r["value"] for r in rows if not any(r["labels"])]
+        return {name: float(plain[0])} if plain else {}
+    return {
+        f"{name}_count": float(sum(r["buckets"][-1] for r in rows)),
+        f"{name}_sum": float(sum(r["sum"] for r in rows)),
+    }
+
+
+def with_custom(
+    heartbeat: Callable[[], Heartbeat], custom: CustomMetrics, limit: int = MAX_HEARTBEAT_CUSTOM
+) -> Callable[[], Heartbeat]:
+    """``heartbeat`` with the custom metrics added (the host's own numbers win a name clash).
+
+    What ``slothlab agent start`` hands its :class:`~slothlab.agent.Registrar`.
+    """
+
+    def beat() -> Heartbeat:
+        base = heartbeat()
+        room = max(0, min(limit, 200 - len(base.metrics)))
+        extra = custom_heartbeat_metrics(custom, room, skip=base.metrics) if room else {}
+        if not extra:
+            return base
+        return base.model_copy(update={"metrics": {**base.metrics, **extra}})
+
+    return beat

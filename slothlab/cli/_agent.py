@@ -110,10 +110,12 @@ def _run(
 ) -> None:
     from slothlab.agent import AgentIdentity, Registrar, create_app, metrics_app
     from slothlab.agent._build import build_executor, build_health
+    from slothlab.agent._metrics import with_custom
     from slothlab.agent.server import bind, serve
-    from slothlab.metrics import CustomMetrics, default_collector
+    from slothlab.metrics import default_collector, default_custom_metrics
 
     collector = default_collector()
+    custom = default_custom_metrics()  # Lua workers hand their tasks' custom metrics back here
     executor = build_executor(settings, name, cap, collector)
     health = build_health(opts["health_checks"], collector)
     sock = bind(host, port)
@@ -126,7 +128,7 @@ def _run(
         token=token,
         identity=identity,
         collector=collector,
-        custom=CustomMetrics(),
+        custom=custom,
         health=health,
     )
     metrics = None
@@ -137,7 +139,8 @@ def _run(
     if master:
         parts = app.state.parts
         interval = float(settings.get("agent.heartbeat_interval_s"))
-        registrar = Registrar(master, token, parts.info, parts.heartbeat, interval_s=interval)
+        beat = with_custom(parts.heartbeat, custom)
+        registrar = Registrar(master, token, parts.info, beat, interval_s=interval)
     grace = float(settings.get("agent.shutdown_grace_s"))
 
     def ready() -> None:
