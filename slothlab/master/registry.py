@@ -168,8 +168,7 @@ class AgentRegistry:
                 effective = beat.metrics.get("effective_capacity")
                 if effective is not None and effective >= 1:
                     cols.capacity[s] = effective
-            agent.info.running, agent.info.queued = beat.running, beat.queued
-            self._dirty.add(name)
+            self._dirty.add(name)  # running and queued live in the columns (see _view)
 
     def get(self, name: str) -> AgentInfo:
         """The agent with its status and last numbers; UnknownAgentError when there is none."""

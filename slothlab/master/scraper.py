@@ -4,7 +4,8 @@ Agents send a metrics snapshot with every heartbeat; :class:`MetricsIntake` turn
 samples (``host`` = the agent's name, ``metric`` = the key, plus
 ``slothlab_agent_tasks_running`` and ``slothlab_agent_tasks_queued``), buffers them as columns and
 hands the history one Arrow batch per :meth:`~MetricsIntake.flush` (the master flushes every
-second and on shutdown). A key that is not a valid metric name is skipped and counted.
+second and on shutdown). A key that is not a valid metric name, and a value that is not
+finite, is skipped and counted (``skipped``).
 
 >>> from slothlab.metrics import MetricsHistory
 >>> from slothlab.protocol import Heartbeat
@@ -20,8 +21,8 @@ second and on shutdown). A key that is not a valid metric name is skipped and co
 
 from __future__ import annotations
 
-import math
 import threading
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from slothlab.errors import MetricNameError
@@ -40,6 +41,10 @@ QUEUED = "slothlab_agent_tasks_queued"
 class MetricsIntake:
     """Buffers heartbeat metrics and writes them to the history in batches.
 
+    :meth:`receive` runs on the master's event loop for every heartbeat, so it only extends
+    four column lists (names are vetted once per set of keys); non-finite values are dropped
+    when the batch is built, in the background flush.
+
     Args:
         history: the history to write to (None: count and drop, for a master without one).
     """
@@ -48,6 +53,7 @@ class MetricsIntake:
         self.history = history
         self.skipped = 0
         self._valid: dict[str, bool] = {RUNNING: True, QUEUED: True}
+        self._names: dict[tuple[str, ...], tuple[str, ...] | None] = {}
         self._lock = threading.Lock()
         self._ts: list[float] = []
         self._host: list[str] = []
@@ -55,17 +61,34 @@ class MetricsIntake:
         self._value: list[float] = []
 
     def receive(self, agent: str, beat: Heartbeat, ts: float) -> None:
-        """Buffer one heartbeat's metrics (cheap: appends to lists)."""
-        pairs = [(RUNNING, float(beat.running)), (QUEUED, float(beat.queued))]
-        pairs.extend((k, v) for k, v in beat.metrics.items() if self._ok(k, v))
+        """Buffer one heartbeat's metrics (cheap: extends lists)."""
+        metrics = beat.metrics
+        keys = tuple(metrics)
+        names = self._names.get(keys, ())
+        if names == ():
+            names = self._vet(keys)
+        if names is None:  # some key is not a metric name: take the valid ones one by one
+            pairs = [(k, v) for k, v in metrics.items() if self._is_name(k)]
+            self.skipped += len(metrics) - len(pairs)
+            names = (RUNNING, QUEUED, *(k for k, _ in pairs))
+            values = [float(beat.running), float(beat.queued), *(v for _, v in pairs)]
+        else:
+            values = [float(beat.running), float(beat.queued), *metrics.values()]
+        count = len(names)
         with self._lock:
-            for metric, value in pairs:
-                self._ts.append(ts)
-                self._host.append(agent)
-                self._metric.append(metric)
-                self._value.append(value)
+            self._ts.extend(repeat(ts, count))
+            self._host.extend(repeat(agent, count))
+            self._metric.extend(names)
+            self._value.extend(values)
 
-    def _ok(self, name: str, value: float) -> bool:
+    def _vet(self, keys: tuple[str, ...]) -> tuple[str, ...] | None:
+        """``(RUNNING, QUEUED, *keys)`` when every key is a metric name, else None (cached)."""
+        names = (RUNNING, QUEUED, *keys) if all(self._is_name(k) for k in keys) else None
+        if len(self._names) < 10_000:
+            self._names[keys] = names
+        return names
+
+    def _is_name(self, name: str) -> bool:
         valid = self._valid.get(name)
         if valid is None:
             try:
@@ -75,10 +98,7 @@ class MetricsIntake:
                 valid = False
             if len(self._valid) < 100_000:
                 self._valid[name] = valid
-        if not valid or not math.isfinite(value):
-            self.skipped += 1
-            return False
-        return True
+        return valid
 
     @property
     def pending(self) -> int:
@@ -93,11 +113,17 @@ class MetricsIntake:
         rows = len(columns[0])
         if rows == 0 or self.history is None:
             return rows
+        import numpy as np
         import pyarrow as pa
 
+        value = np.asarray(columns[3], dtype=np.float64)
+        finite = np.isfinite(value)
         table = pa.table(
-            {"ts": columns[0], "host": columns[1], "metric": columns[2], "value": columns[3]}
+            {"ts": columns[0], "host": columns[1], "metric": columns[2], "value": value}
         )
+        if not finite.all():
+            self.skipped += int((~finite).sum())
+            table = table.filter(pa.array(finite))
         self.history.write(table)
         self.history.flush()
-        return rows
+        return int(table.num_rows)
