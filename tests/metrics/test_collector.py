@@ -222,3 +222,12 @@ def test_the_mount_list_is_read_again_only_after_mounts_every_s(fake_psutil, wal
     assert sorted(c.sample()["disk"]) == ["/", "/data"]
     mono.advance(1)
     assert sorted(c.sample()["disk"]) == ["/", "/data", "/new"]
+
+
+def test_every_host_metric_name_follows_prometheus_conventions() -> None:
+    for name, (kind, *_) in n.HOST_METRICS.items():
+        assert name.startswith("slothlab_"), name
+        assert n.lint_metric_name(name, kind) == [], name
+        assert name.endswith(("_total", "_bytes", "_ratio", "_seconds", "_per_second")) or (
+            name in {n.LOAD1, n.LOAD5, n.LOAD15, n.PROCESSES}
+        ), f"{name} names no base unit"
