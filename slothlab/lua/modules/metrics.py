@@ -4,7 +4,9 @@ Host readings come from the runtime's collector (``runtime.context["collector"]`
 process-wide one, started on first use) and never block: ``system_cpu()`` returns the last
 sample instead of waiting a second. Custom metrics live in ``runtime.context["custom_metrics"]``
 (created on first use: one per Lua state, as in sloth-runner), which the host may export on
-``/metrics`` or store in the history.
+``/metrics`` or store in the history (:class:`~slothlab.metrics.Recorder`). A task on a
+:class:`~slothlab.lua.pool.WorkerPool` hands them back with its reply, and the pool merges them
+into the parent's (an agent's ``/metrics`` and heartbeats).
 
 Context hooks a host may set: ``alerts`` (called with each alert as a dict), ``history`` (an
 object with ``query(metric, start=, end=)``, e.g. :class:`~slothlab.metrics.MetricsHistory`)
