@@ -7,7 +7,9 @@ Agent routes (every route but ``/health`` needs ``Authorization: Bearer <token>`
 
 =========================  ====================================================================
 ``POST /v1/tasks``           submit a :class:`TaskRequest`; 202 with the :class:`TaskInfo`
+                             (``?wait=S``: 200 with the finished task if it ends within S s)
 ``POST /v1/tasks:batch``     submit a :class:`BatchRequest`; 202 with a :class:`BatchResponse`
+                             (``?wait=S``: 200 once all of them ended, within S s)
 ``GET /v1/tasks``            recent tasks (``?state=``, ``?limit=``): a :class:`TaskList`
 ``GET /v1/tasks/{id}``       status and result (``?wait=S`` long-polls until done or S seconds)
 ``GET /v1/tasks/{id}/logs``  output as Server-Sent Events (``event: stdout|stderr|end``)
@@ -21,7 +23,8 @@ Agent routes (every route but ``/health`` needs ``Authorization: Bearer <token>`
 The master serves the same task routes (taking a :class:`DispatchRequest`, which adds the choice
 of agent) plus ``POST /v1/agents/register``, ``POST /v1/agents/{name}/heartbeat``,
 ``GET /v1/agents``, ``GET /v1/agents/{name}``, ``POST /v1/select`` (a :class:`SelectRequest`,
-answered with a :class:`Selection`), ``/v1/state/...`` and ``POST /v1/query``.
+answered with a :class:`Selection`), ``/v1/state/...`` and ``POST /v1/query``. A submission
+with ``?wait=S`` to the master goes on to the agent as one request with the same ``?wait``.
 
 Errors are ``{"error": {"code": str, "message": str}}`` (:class:`ErrorBody`) with status 400, 401,
 403, 404, 409, 413, 422, 429 or 503.
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "MAX_SOURCE_BYTES",
+    "MAX_WAIT_S",
     "TERMINAL_STATES",
     "AgentInfo",
     "AgentStatus",
@@ -55,6 +59,9 @@ __all__ = [
 
 MAX_SOURCE_BYTES = 1 << 20
 """The largest task source accepted (1 MiB); bodies are capped before they are parsed."""
+
+MAX_WAIT_S = 60.0
+"""The longest ``?wait=`` an agent holds a request (submit or status) before it answers."""
 
 TaskKind = Literal["shell", "lua"]
 TaskState = Literal[

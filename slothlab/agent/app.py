@@ -32,8 +32,9 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 
-from slothlab import __version__
+from slothlab import __version__, protocol
 from slothlab._asgi import (
     MAX_BODY_BYTES,
     BodyGuard,
@@ -49,6 +50,7 @@ from slothlab.protocol import (
     AgentInfo,
     BatchRequest,
     BatchResponse,
+    DispatchRequest,
     Heartbeat,
     TaskInfo,
     TaskList,
@@ -59,8 +61,8 @@ from slothlab.security.tokens import TokenVerifier
 
 __all__ = ["AgentIdentity", "create_app", "host_metrics", "metrics_app"]
 
-MAX_WAIT_S = 60.0
-"""The longest ``?wait=`` a status request may ask for."""
+MAX_WAIT_S = protocol.MAX_WAIT_S
+"""The longest ``?wait=`` a submission or status request may ask for."""
 
 _TASK_FIELDS = set(TaskRequest.model_fields)
 _SCALE = {"memory_available_mb": float(1 << 20), "disk_free_gb": float(1 << 30)}
@@ -261,6 +263,35 @@ def _install_agent_errors(app: FastAPI) -> None:
 
 _shell_allowed = require("exec-shell")
 _lua_allowed = require("exec-lua")
+_WAIT = Query(0.0, ge=0, le=MAX_WAIT_S, description="seconds to wait for the end (at most 60)")
+
+
+def _inline(capability: str) -> Any:
+    """:func:`~slothlab._asgi.require` as an async dependency, run on the event loop.
+
+    The check is a hash and a constant-time compare; as a sync dependency FastAPI would send it
+    to the thread pool, a thread hop on every task request.
+    """
+    check = require(capability)
+
+    async def inline(request: Request) -> str:
+        return check(request)  # type: ignore[no-any-return]
+
+    inline.capability = capability  # type: ignore[attr-defined]  # read by the RBAC matrix test
+    return inline
+
+
+def _task_part(request: DispatchRequest) -> TaskRequest:
+    """The task fields of a validated dispatch request (validated once: no second pass)."""
+    return TaskRequest.model_construct(
+        _fields_set=request.model_fields_set & _TASK_FIELDS,
+        **{name: getattr(request, name) for name in _TASK_FIELDS},
+    )
+
+
+def _model_response(model: BaseModel, status: int = 200) -> Response:
+    """``model`` as JSON, serialised once (FastAPI would validate a returned model again)."""
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
 def _may_run(request: Request, kinds: set[str]) -> None:
@@ -274,18 +305,49 @@ def _may_run(request: Request, kinds: set[str]) -> None:
 def _task_routes(app: FastAPI, parts: _Parts, keepalive_s: float) -> None:
     executor = parts.executor
 
-    @app.post("/v1/tasks", status_code=202, dependencies=[Depends(require("exec-lua"))])
-    async def submit(body: TaskRequest, request: Request) -> TaskInfo:
-        """Queue a shell command or a Lua chunk; 202 with the task."""
-        _may_run(request, {body.kind})
-        return executor.submit(body).info()
+    @app.post(
+        "/v1/tasks",
+        status_code=202,
+        dependencies=[Depends(_inline("exec-lua"))],
+        response_model=TaskInfo,
+        responses={200: {"model": TaskInfo, "description": "finished within ?wait"}},
+    )
+    async def submit(body: TaskRequest, request: Request, wait: float = _WAIT) -> Response:
+        """Queue a shell command or a Lua chunk; 202 with the task.
 
-    @app.post("/v1/tasks:batch", status_code=202, dependencies=[Depends(require("exec-lua"))])
-    async def submit_batch(body: BatchRequest, request: Request) -> BatchResponse:
-        """Queue several tasks at once (all or none); agent-choice fields are ignored here."""
+        ``?wait=S`` waits up to S seconds for it to finish: 200 with the finished task, or 202
+        with the task as it is then (wait for the rest with ``GET /v1/tasks/{id}?wait=``).
+        """
+        _may_run(request, {body.kind})
+        record = executor.submit(body)
+        if wait > 0:
+            await _wait_done(record, wait)
+        return _model_response(record.info(), 200 if wait > 0 and record.done else 202)
+
+    @app.post(
+        "/v1/tasks:batch",
+        status_code=202,
+        dependencies=[Depends(_inline("exec-lua"))],
+        response_model=BatchResponse,
+        responses={200: {"model": BatchResponse, "description": "all finished within ?wait"}},
+    )
+    async def submit_batch(body: BatchRequest, request: Request, wait: float = _WAIT) -> Response:
+        """Queue several tasks at once (all or none); agent-choice fields are ignored here.
+
+        ``?wait=S`` waits up to S seconds for all of them: 200 once every one finished, else
+        202 with the tasks as they are then.
+        """
         _may_run(request, {t.kind for t in body.tasks})
-        tasks = [TaskRequest(**t.model_dump(include=_TASK_FIELDS)) for t in body.tasks]
-        return BatchResponse(tasks=[r.info() for r in executor.submit_many(tasks)])
+        tasks = [_task_part(t) for t in body.tasks]
+        records = executor.submit_many(tasks)
+        if wait > 0:
+            deadline = time.monotonic() + wait
+            for record in records:
+                await _wait_done(record, deadline - time.monotonic())
+        done = wait > 0 and all(r.done for r in records)
+        return _model_response(
+            BatchResponse(tasks=[r.info() for r in records]), 200 if done else 202
+        )
 
     @app.get("/v1/tasks", dependencies=[Depends(require("read-metrics"))])
     def list_tasks(
@@ -294,15 +356,19 @@ def _task_routes(app: FastAPI, parts: _Parts, keepalive_s: float) -> None:
         """Recent tasks, newest first."""
         return TaskList(tasks=[r.info() for r in executor.recent(state, limit)])
 
-    @app.get("/v1/tasks/{task_id}", dependencies=[Depends(require("read-metrics"))])
-    async def get_task(task_id: str, wait: float = Query(0.0, ge=0, le=MAX_WAIT_S)) -> TaskInfo:
+    @app.get(
+        "/v1/tasks/{task_id}",
+        dependencies=[Depends(_inline("read-metrics"))],
+        response_model=TaskInfo,
+    )
+    async def get_task(task_id: str, wait: float = _WAIT) -> Response:
         """A task's status and result; ``?wait=S`` waits up to S seconds for it to finish."""
         record = executor.get(task_id)
         if wait > 0:
             await _wait_done(record, wait)
-        return record.info()
+        return _model_response(record.info())
 
-    @app.delete("/v1/tasks/{task_id}", dependencies=[Depends(require("exec-lua"))])
+    @app.delete("/v1/tasks/{task_id}", dependencies=[Depends(_inline("exec-lua"))])
     async def cancel_task(task_id: str, request: Request) -> TaskInfo:
         """Cancel: a queued task is dropped, a running one stopped; the task as it is after."""
         record = executor.get(task_id)

@@ -110,6 +110,65 @@ def test_batch_keeps_order_and_ignores_agent_choice(client: TestClient) -> None:
     assert [done(client, i).stdout for i in ids] == ["one\n", "two\n"]
 
 
+def test_submit_with_wait_answers_200_with_the_finished_task(client: TestClient) -> None:
+    shell = client.post(
+        "/v1/tasks", params={"wait": 20}, json={"kind": "shell", "source": "echo hi"}
+    )
+    assert shell.status_code == 200, shell.text
+    assert (shell.json()["state"], shell.json()["stdout"]) == ("succeeded", "hi\n")
+    lua = client.post(
+        "/v1/tasks", params={"wait": 20}, json={"kind": "lua", "source": "return 6 * 7"}
+    )
+    assert lua.status_code == 200 and lua.json()["result"] == [42]
+    failed = client.post(
+        "/v1/tasks", params={"wait": 20}, json={"kind": "shell", "source": "exit 4"}
+    )
+    assert failed.status_code == 200 and failed.json()["exit_code"] == 4
+
+
+def test_submit_with_wait_answers_202_while_it_runs(client: TestClient, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    body = {"kind": "shell", "source": f"while [ ! -e {gate} ]; do sleep 0.01; done"}
+    response = client.post("/v1/tasks", params={"wait": 0.2}, json=body)
+    assert response.status_code == 202
+    assert response.json()["state"] in ("queued", "running")
+    gate.touch()
+    assert done(client, response.json()["id"]).state == "succeeded"
+
+
+def test_resubmitting_a_key_with_wait_returns_the_first_task(client: TestClient) -> None:
+    body = {"kind": "shell", "source": "echo once", "idempotency_key": "wait-key"}
+    first = client.post("/v1/tasks", params={"wait": 20}, json=body)
+    again = client.post("/v1/tasks", params={"wait": 20}, json=body)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] and again.json()["stdout"] == "once\n"
+    assert len([t for t in client.get("/v1/tasks").json()["tasks"] if t["idempotency_key"]]) == 1
+
+
+def test_batch_with_wait_answers_once_all_finished(client: TestClient, tmp_path: Path) -> None:
+    tasks = [{"kind": "shell", "source": f"echo {i}"} for i in range(3)]
+    tasks.append({"kind": "lua", "source": "return 1", "agent": "ignored"})
+    response = client.post("/v1/tasks:batch", params={"wait": 20}, json={"tasks": tasks})
+    assert response.status_code == 200, response.text
+    infos = response.json()["tasks"]
+    assert [t["state"] for t in infos] == ["succeeded"] * 4
+    assert [t["stdout"] for t in infos[:3]] == ["0\n", "1\n", "2\n"] and infos[3]["result"] == [1]
+    gate = tmp_path / "gate"
+    slow = {"kind": "shell", "source": f"while [ ! -e {gate} ]; do sleep 0.01; done"}
+    partial = client.post("/v1/tasks:batch", params={"wait": 0.2}, json={"tasks": [slow]})
+    assert partial.status_code == 202 and partial.json()["tasks"][0]["state"] != "succeeded"
+    gate.touch()
+    assert done(client, partial.json()["tasks"][0]["id"]).state == "succeeded"
+
+
+def test_submit_wait_is_bounded(client: TestClient) -> None:
+    body = {"kind": "shell", "source": "true"}
+    for path in ("/v1/tasks", "/v1/tasks:batch"):
+        payload = body if path == "/v1/tasks" else {"tasks": [body]}
+        response = client.post(path, params={"wait": 61}, json=payload)
+        assert response.status_code == 422 and "wait" in response.json()["error"]["message"]
+
+
 def test_list_filters_by_state(client: TestClient) -> None:
     first = submit(client, kind="shell", source="true")
     second = submit(client, kind="shell", source="exit 1")
