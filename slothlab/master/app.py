@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,8 @@ from slothlab.master.state_api import CallerStore
 from slothlab.master.state_api import router as state_router
 from slothlab.master.tasks import TaskTable
 from slothlab.protocol import (
+    MAX_WAIT_S,
+    TERMINAL_STATES,
     AgentInfo,
     BatchRequest,
     BatchResponse,
@@ -174,6 +176,7 @@ class Master:
         if getattr(self, "_closed", False):
             return
         self._closed = True
+        self.dispatcher.close()
         self.flush()
         self.registry.close()
         self.tasks.close()
@@ -317,13 +320,30 @@ def _task_routes(app: FastAPI, master: Master) -> None:
     submit = [Depends(require("exec-shell"))]
     read = [Depends(require("read-metrics"))]
 
-    @app.post("/v1/tasks", dependencies=submit, status_code=202)
-    def dispatch(request: DispatchRequest) -> TaskInfo:
-        return d.dispatch(request)
+    @app.post(
+        "/v1/tasks",
+        dependencies=submit,
+        status_code=202,
+        response_model=TaskInfo,
+        responses={200: {"model": TaskInfo, "description": "finished within ?wait"}},
+    )
+    def dispatch(request: DispatchRequest, wait: float = _WAIT) -> Response:
+        """Send a task to an agent; 202 with it, or 200 once it finished within ``?wait=S``."""
+        info = d.dispatch(request, wait)
+        return _model_response(info, 200 if wait > 0 and info.state in TERMINAL_STATES else 202)
 
-    @app.post("/v1/tasks:batch", dependencies=submit, status_code=202)
-    def dispatch_batch(request: BatchRequest) -> BatchResponse:
-        return BatchResponse(tasks=d.dispatch_many(request.tasks))
+    @app.post(
+        "/v1/tasks:batch",
+        dependencies=submit,
+        status_code=202,
+        response_model=BatchResponse,
+        responses={200: {"model": BatchResponse, "description": "all finished within ?wait"}},
+    )
+    def dispatch_batch(request: BatchRequest, wait: float = _WAIT) -> Response:
+        """Send tasks (one request per agent); 200 once all finished within ``?wait=S``."""
+        infos = d.dispatch_many(request.tasks, wait)
+        done = wait > 0 and all(i.state in TERMINAL_STATES for i in infos)
+        return _model_response(BatchResponse(tasks=infos), 200 if done else 202)
 
     @app.get("/v1/tasks", dependencies=read)
     def tasks(state: str | None = None, limit: int = 100) -> TaskList:
@@ -348,6 +368,13 @@ def _task_routes(app: FastAPI, master: Master) -> None:
                 upstream.close()
 
         return StreamingResponse(relay(), media_type="text/event-stream")
+
+
+_WAIT = Query(0.0, ge=0, le=MAX_WAIT_S, description="seconds to wait for the end (at most 60)")
+
+
+def _model_response(model: BaseModel, status: int) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
 def _query_route(app: FastAPI, master: Master) -> None:

@@ -12,13 +12,19 @@ an idempotency key (the caller's, or the master's task id). Then:
 * a task whose agent is dead (or forgot it) is reported ``lost``.
 
 A batch is grouped by chosen agent and sent as one ``/v1/tasks:batch`` per agent.
+
+With ``wait_s`` (a submission's ``?wait=S``) the agent is asked to hold its answer until the
+task ends (``POST /v1/tasks?wait=S``), so a quick task costs one round trip through the master;
+the groups of a batch then go to their agents at the same time.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +35,7 @@ from slothlab.master._agents_http import AgentsHTTP, InDoubt, NotStarted, Refuse
 from slothlab.master.registry import AgentRegistry
 from slothlab.master.tasks import TaskRow, TaskTable
 from slothlab.protocol import (
+    MAX_WAIT_S,
     TERMINAL_STATES,
     AgentInfo,
     DispatchRequest,
@@ -93,21 +100,31 @@ class Dispatcher:
         self.doubt_backoff_s = doubt_backoff_s
         self.default_strategy = default_strategy
         self.new_id = new_id
+        self._fan_out: ThreadPoolExecutor | None = None
+        self._fan_lock = threading.Lock()
 
     # -- submitting -------------------------------------------------------------------------
 
-    def dispatch(self, request: DispatchRequest) -> TaskInfo:
-        """Send one task. Raises NoAgentError when no agent could take it (the row says why)."""
-        info = self.dispatch_many([request])[0]
+    def dispatch(self, request: DispatchRequest, wait_s: float = 0.0) -> TaskInfo:
+        """Send one task. Raises NoAgentError when no agent could take it (the row says why).
+
+        ``wait_s``: the agent answers once the task ended or that many seconds passed (at
+        most :data:`~slothlab.protocol.MAX_WAIT_S`).
+        """
+        info = self.dispatch_many([request], wait_s)[0]
         if info.state == "rejected" and info.error and info.attempts == 0:
             raise NoAgentError(info.error)
         return info
 
-    def dispatch_many(self, requests_: Sequence[DispatchRequest]) -> list[TaskInfo]:
+    def dispatch_many(
+        self, requests_: Sequence[DispatchRequest], wait_s: float = 0.0
+    ) -> list[TaskInfo]:
         """Send tasks (grouped per agent); one TaskInfo per request, in order.
 
-        A request whose key the master knows returns that task and sends nothing.
+        A request whose key the master knows returns that task and sends nothing. With
+        ``wait_s`` each agent holds its answer until its tasks ended (or ``wait_s`` passed).
         """
+        wait_s = min(max(wait_s, 0.0), MAX_WAIT_S)
         for req in requests_:
             self.registry.balancer.check(self._strategy(req), req.criteria, req.constraints)
         results: list[TaskInfo | None] = [None] * len(requests_)
@@ -121,8 +138,8 @@ class Dispatcher:
                 if agent is not None:
                     groups.setdefault(agent.name, (agent, []))[1].append(job)
             jobs = []
-            for agent, group in groups.values():
-                jobs.extend(self._send(agent, group, results))
+            for more in self._send_all(list(groups.values()), results, wait_s):
+                jobs.extend(more)
         for job in jobs:
             results[job.pos] = self._reject(job, "gave up after trying " + "; ".join(job.why))
         return [r for r in results if r is not None]
@@ -191,8 +208,34 @@ class Dispatcher:
             )
         return agent, ""
 
+    def _send_all(
+        self,
+        groups: list[tuple[AgentInfo, list[_Job]]],
+        results: list[TaskInfo | None],
+        wait_s: float,
+    ) -> list[list[_Job]]:
+        """Send each group to its agent; at the same time when the agents hold their answers."""
+        if wait_s <= 0 or len(groups) < 2:
+            return [self._send(agent, group, results, wait_s) for agent, group in groups]
+        with self._fan_lock:
+            if self._fan_out is None:
+                self._fan_out = ThreadPoolExecutor(8, thread_name_prefix="master-fan-out")
+            pool = self._fan_out
+        return list(pool.map(lambda g: self._send(g[0], g[1], results, wait_s), groups))
+
+    def close(self) -> None:
+        """Stop the threads that send batches to several agents at once."""
+        with self._fan_lock:
+            pool, self._fan_out = self._fan_out, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
     def _send(
-        self, agent: AgentInfo, group: list[_Job], results: list[TaskInfo | None]
+        self,
+        agent: AgentInfo,
+        group: list[_Job],
+        results: list[TaskInfo | None],
+        wait_s: float = 0.0,
     ) -> list[_Job]:
         """Send a group to one agent; returns the jobs to try elsewhere."""
         now = self.clock()
@@ -202,7 +245,7 @@ class Dispatcher:
         infos: list[TaskInfo] | None
         try:
             try:
-                infos = self._post(agent.url, bodies)
+                infos = self._post(agent.url, bodies, wait_s)
             except InDoubt as exc:
                 infos = self._requery(agent.url, bodies, exc)
         except NotStarted as exc:
@@ -226,15 +269,18 @@ class Dispatcher:
             results[job.pos] = self._accept(job.id, job.key, len(job.tried), info)
         return []
 
-    def _post(self, url: str, bodies: list[dict[str, Any]]) -> list[TaskInfo]:
+    def _post(self, url: str, bodies: list[dict[str, Any]], wait_s: float = 0.0) -> list[TaskInfo]:
+        held: dict[str, Any] = {}
+        if wait_s > 0:
+            held = {"params": {"wait": wait_s}, "read_timeout_s": self.http.read_timeout_s + wait_s}
         try:
             if len(bodies) == 1:
                 return [
                     TaskInfo.model_validate(
-                        self.http.call("POST", url + "/v1/tasks", json=bodies[0])
+                        self.http.call("POST", url + "/v1/tasks", json=bodies[0], **held)
                     )
                 ]
-            data = self.http.call("POST", url + "/v1/tasks:batch", json={"tasks": bodies})
+            data = self.http.call("POST", url + "/v1/tasks:batch", json={"tasks": bodies}, **held)
             infos = [TaskInfo.model_validate(t) for t in data["tasks"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise InDoubt(f"{url} answered with an unexpected body: {exc}") from None
@@ -347,6 +393,7 @@ class Dispatcher:
             if resolved.state in TERMINAL_STATES or resolved.agent_task_id is None:
                 return resolved
             row = self.row(task_id)
+        wait_s = min(wait_s, MAX_WAIT_S)  # an agent refuses a longer wait (422)
         params = {"wait": wait_s} if wait_s > 0 else None
         url = f"{agent.url}/v1/tasks/{row.agent_task_id}"
         data = self._ask(row, agent, "GET", url, params=params, read_timeout_s=wait_s)

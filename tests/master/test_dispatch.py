@@ -141,6 +141,44 @@ def test_batch_and_master_idempotency(mclient: TestClient, agent_url: str) -> No
     assert sum(1 for t in agent_tasks(agent_url) if t["idempotency_key"] == "deploy-42") == 1
 
 
+def test_submit_with_wait_is_one_request_through_the_master(
+    mclient: TestClient, agent_url: str
+) -> None:
+    register(mclient, "real-1", agent_url, cpu=10)
+    key = "master-wait-1"
+    body = {"kind": "shell", "source": "echo waited", "idempotency_key": key}
+    sent = mclient.post("/v1/tasks", params={"wait": 20}, json=body)
+    assert sent.status_code == 200, sent.text
+    task = sent.json()
+    assert (task["state"], task["stdout"], task["agent"]) == ("succeeded", "waited\n", "real-1")
+    stored = mclient.get(f"/v1/tasks/{task['id']}").json()  # the master kept the final state
+    assert stored["state"] == "succeeded" and stored["agent_task_id"] == task["agent_task_id"]
+    on_agent = [t for t in agent_tasks(agent_url) if t["idempotency_key"] == key]
+    assert len(on_agent) == 1 and on_agent[0]["state"] == "succeeded"
+    lua = mclient.post("/v1/tasks", params={"wait": 20}, json={"kind": "lua", "source": "return 7"})
+    assert lua.status_code == 200 and lua.json()["result"] == [7]
+    quick = mclient.post(
+        "/v1/tasks", params={"wait": 0.1}, json={"kind": "shell", "source": "sleep 30"}
+    )
+    assert quick.status_code == 202 and quick.json()["state"] in ("queued", "running")
+    assert mclient.delete(f"/v1/tasks/{quick.json()['id']}").status_code == 200
+    assert mclient.post("/v1/tasks", params={"wait": 61}, json=body).status_code == 422
+
+
+def test_batch_with_wait_goes_to_every_agent_at_once(mclient: TestClient, agent_url: str) -> None:
+    register(mclient, "real-1", agent_url, cpu=10)
+    register(mclient, "real-2", agent_url, cpu=10)  # the same process under a second name
+    batch = [
+        {"kind": "shell", "source": f"echo {i}", "agent": f"real-{1 + i % 2}"} for i in range(6)
+    ]
+    response = mclient.post("/v1/tasks:batch", params={"wait": 20}, json={"tasks": batch})
+    assert response.status_code == 200, response.text
+    infos = response.json()["tasks"]
+    assert mclient.master.dispatcher._fan_out is not None  # type: ignore[attr-defined]  # 2 groups
+    assert [(i["state"], i["stdout"]) for i in infos] == [("succeeded", f"{n}\n") for n in range(6)]
+    assert all(mclient.get(f"/v1/tasks/{i['id']}").json()["state"] == "succeeded" for i in infos)
+
+
 def test_connect_refused_fails_over_to_the_next_agent(mclient: TestClient, agent_url: str) -> None:
     register(mclient, "gone", f"http://127.0.0.1:{closed_port()}", cpu=0)  # the emptiest
     register(mclient, "real-1", agent_url, cpu=60)
