@@ -16,9 +16,10 @@ slothlab.errors.ClientError: agent: '127.0.0.1:8701' is not an http(s) URL (e.g.
 Against a running cluster (``slothlab up``)::
 
     ctl = Controller()                      # the local cluster's master, or settings master.url
-    task = ctl.submit("shell", "uname -a", agent="agent-1")
-    done = ctl.wait(task.id, timeout=30)
+    done = ctl.run("shell", "uname -a", agent="agent-1", timeout=30)   # submit and wait
     print(done.state, done.stdout)
+    task = ctl.submit("shell", "sleep 60; echo done", agent="agent-1")  # or just submit
+    done = ctl.wait(task.id, timeout=90)
     for stream, line in ctl.logs(task.id):
         print(stream, line)
 """
@@ -178,14 +179,71 @@ class _Tasks:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _submit(self, request: TaskRequest) -> TaskInfo:
-        body = request.model_dump(exclude_none=True)
-        return TaskInfo.model_validate(self.http.json("POST", "/v1/tasks", json=body, safe=True))
+    def run(
+        self, kind: str, source: str, *, timeout: float | None = None, **fields: Any
+    ) -> TaskInfo:
+        """Submit a task and wait for its end; one request when it ends within 20 s.
 
-    def _batch(self, requests: Sequence[TaskRequest]) -> list[TaskInfo]:
+        Takes the fields of :meth:`submit` (an idempotency key is made when none is given).
+        The server holds the submission until the task ends (``POST /v1/tasks?wait=S``); a
+        longer task is waited for as :meth:`wait` does. Returns the task as it is when it ended
+        or ``timeout`` seconds passed (check :attr:`~slothlab.protocol.TaskInfo.state`; a task
+        that did not succeed is an answer here, see :meth:`result`).
+
+        Raises:
+            ClientError: the server refused the task (the message says why).
+            AgentUnreachableError: no answer.
+        """
+        started = self.clock()
+        first = _WAIT_SLICE_S if timeout is None else min(max(timeout, 0.0), _WAIT_SLICE_S)
+        info = self._submit(_request(self._model, kind, source, fields), wait=first)
+        if info.state in TERMINAL_STATES:
+            return info
+        left = None if timeout is None else max(timeout - (self.clock() - started), 0.0)
+        return self.wait(info.id, left)
+
+    def run_batch(
+        self,
+        tasks: Sequence[Mapping[str, Any] | TaskRequest],
+        *,
+        timeout: float | None = None,
+    ) -> list[TaskInfo]:
+        """Submit several tasks in one request and wait for all of them (in the same order).
+
+        The server holds the batch until every task ended (``POST /v1/tasks:batch?wait=S``);
+        tasks still running after that are waited for one by one, until ``timeout``.
+        """
+        started = self.clock()
+        first = _WAIT_SLICE_S if timeout is None else min(max(timeout, 0.0), _WAIT_SLICE_S)
+        infos = self._batch([_as_request(self._model, t) for t in tasks], wait=first)
+        out = []
+        for info in infos:
+            if info.state not in TERMINAL_STATES:
+                left = None if timeout is None else max(timeout - (self.clock() - started), 0.0)
+                info = self.wait(info.id, left)
+            out.append(info)
+        return out
+
+    _model: type[TaskRequest] = TaskRequest
+
+    def _submit(self, request: TaskRequest, wait: float = 0.0) -> TaskInfo:
+        body = request.model_dump(exclude_none=True)
+        data = self.http.json("POST", "/v1/tasks", json=body, safe=True, **self._waiting(wait))
+        return TaskInfo.model_validate(data)
+
+    def _batch(self, requests: Sequence[TaskRequest], wait: float = 0.0) -> list[TaskInfo]:
         tasks = [r.model_dump(exclude_none=True) for r in requests]
-        body = self.http.json("POST", "/v1/tasks:batch", json={"tasks": tasks}, safe=True)
+        body = self.http.json(
+            "POST", "/v1/tasks:batch", json={"tasks": tasks}, safe=True, **self._waiting(wait)
+        )
         return BatchResponse.model_validate(body).tasks
+
+    def _waiting(self, wait: float) -> dict[str, Any]:
+        """Query and timeout of a request the server holds up to ``wait`` seconds."""
+        if wait <= 0:
+            return {}
+        connect, read = self.http.timeout
+        return {"params": {"wait": round(wait, 3)}, "timeout": (connect, wait + read)}
 
 
 class AgentClient(_Tasks):
@@ -222,20 +280,26 @@ class AgentClient(_Tasks):
     def __repr__(self) -> str:
         return f"AgentClient({self.http.url!r}, name={self.name!r})"
 
-    def submit(self, kind: str, source: str, **fields: Any) -> TaskInfo:
+    def submit(self, kind: str, source: str, *, wait: float = 0.0, **fields: Any) -> TaskInfo:
         """Submit a task (fields of :class:`~slothlab.protocol.TaskRequest`); it is queued.
 
         An idempotency key is made when none is given, so a retried submission never runs
-        the task twice.
+        the task twice. ``wait`` (at most 60 s): the agent answers once the task ended or
+        that many seconds passed, whichever is first (see :meth:`run`).
 
         Raises:
             ClientError: the agent refused it (the message says why), or a field is invalid.
         """
-        return self._submit(_request(TaskRequest, kind, source, fields))
+        return self._submit(_request(TaskRequest, kind, source, fields), wait=wait)
 
-    def submit_batch(self, tasks: Sequence[Mapping[str, Any] | TaskRequest]) -> list[TaskInfo]:
-        """Submit several tasks in one request; their infos in the same order."""
-        return self._batch([_as_request(TaskRequest, t) for t in tasks])
+    def submit_batch(
+        self, tasks: Sequence[Mapping[str, Any] | TaskRequest], *, wait: float = 0.0
+    ) -> list[TaskInfo]:
+        """Submit several tasks in one request; their infos in the same order.
+
+        ``wait``: the agent answers once all ended or that many seconds passed.
+        """
+        return self._batch([_as_request(TaskRequest, t) for t in tasks], wait=wait)
 
     def info(self) -> AgentInfo:
         """What the agent says about itself."""
@@ -276,18 +340,26 @@ class Controller(_Tasks):
     def __repr__(self) -> str:
         return f"Controller({self.http.url!r})"
 
-    def submit(self, kind: str, source: str, **fields: Any) -> TaskInfo:
+    _model = DispatchRequest
+
+    def submit(self, kind: str, source: str, *, wait: float = 0.0, **fields: Any) -> TaskInfo:
         """Submit a task; the master picks the agent.
 
         ``agent="web-1"`` names one; otherwise ``tags``, ``region``, ``strategy``, ``criteria``
         and ``constraints`` choose (see :class:`~slothlab.protocol.DispatchRequest`). An
-        idempotency key is made when none is given.
+        idempotency key is made when none is given. ``wait``: the master answers once the
+        task ended or that many seconds passed (see :meth:`run`).
         """
-        return self._submit(_request(DispatchRequest, kind, source, fields))
+        return self._submit(_request(DispatchRequest, kind, source, fields), wait=wait)
 
-    def submit_batch(self, tasks: Sequence[Mapping[str, Any] | DispatchRequest]) -> list[TaskInfo]:
-        """Submit several tasks in one request; their infos in the same order."""
-        return self._batch([_as_request(DispatchRequest, t) for t in tasks])
+    def submit_batch(
+        self, tasks: Sequence[Mapping[str, Any] | DispatchRequest], *, wait: float = 0.0
+    ) -> list[TaskInfo]:
+        """Submit several tasks in one request; their infos in the same order.
+
+        ``wait``: the master answers once all ended or that many seconds passed.
+        """
+        return self._batch([_as_request(DispatchRequest, t) for t in tasks], wait=wait)
 
     def agents(self) -> list[AgentInfo]:
         """Every agent the master knows, with its status (active, unknown, dead)."""

@@ -48,6 +48,35 @@ def test_batch_and_cancel(agent: AgentClient) -> None:
     assert agent.wait(slow.id, timeout=20).state == "cancelled"
 
 
+def test_run_submits_and_waits_in_one_call(agent: AgentClient) -> None:
+    shell = agent.run("shell", "echo ran; exit 2", timeout=20)
+    assert (shell.state, shell.exit_code, shell.stdout) == ("failed", 2, "ran\n")
+    lua = agent.run("lua", "local n = ... return n + 1", args=[41])
+    assert (lua.state, lua.result) == ("succeeded", [42])
+    keyed = agent.run("shell", "echo once", idempotency_key="run-key-1", timeout=20)
+    assert agent.run("shell", "echo once", idempotency_key="run-key-1").id == keyed.id
+
+
+def test_run_keeps_waiting_past_the_first_answer(agent: AgentClient) -> None:
+    unfinished = agent.submit("shell", "sleep 30", wait=0.1)
+    assert unfinished.state in ("queued", "running")
+    short = agent.run("shell", "sleep 30", timeout=0.2)  # still running at its deadline
+    assert short.state == "running"
+    for task in (unfinished, short):
+        agent.cancel(task.id)
+    quick = agent.submit("shell", "echo now", wait=20)
+    assert (quick.state, quick.stdout) == ("succeeded", "now\n")
+
+
+def test_run_batch_returns_every_result_in_order(agent: AgentClient) -> None:
+    tasks = [{"kind": "shell", "source": f"echo {i}"} for i in range(5)]
+    tasks.append({"kind": "lua", "source": "return 'lua'"})
+    infos = agent.run_batch(tasks, timeout=30)
+    assert [i.state for i in infos] == ["succeeded"] * 6
+    assert [i.stdout for i in infos[:5]] == [f"{i}\n" for i in range(5)]
+    assert infos[5].result == ["lua"]
+
+
 def test_info_metrics_and_health(agent: AgentClient) -> None:
     info = agent.info()
     assert (info.name, info.tags, info.region) == ("a1", ["web", "eu"], "eu")

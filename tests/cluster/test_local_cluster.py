@@ -84,6 +84,17 @@ def test_dispatch_through_the_master(ctl: Controller) -> None:
     assert direct.info().name == "agent-2"
 
 
+def test_run_through_the_master(ctl: Controller) -> None:
+    done = ctl.run("shell", "echo via-master", agent="agent-1", timeout=30)
+    assert (done.state, done.agent, done.stdout) == ("succeeded", "agent-1", "via-master\n")
+    assert ctl.task(done.id).state == "succeeded"
+    batch = [
+        {"kind": "lua", "source": f"return {i}", "agent": f"agent-{1 + i % 2}"} for i in range(4)
+    ]
+    infos = ctl.run_batch(batch, timeout=30)
+    assert [(i.agent, i.result) for i in infos] == [(f"agent-{1 + i % 2}", [i]) for i in range(4)]
+
+
 def test_cancel_through_the_master(ctl: Controller) -> None:
     task = ctl.submit("shell", "sleep 30", agent="agent-1")
     ctl.cancel(task.id)
