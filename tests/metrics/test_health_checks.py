@@ -198,7 +198,8 @@ def test_command_timeout_kills_the_process_group(tmp_path: Path) -> None:
 def test_command_output_is_capped() -> None:
     result = CommandCheck("c", "yes | head -c 200000", output_cap=1000).run()
     assert result.status == "ok"
-    assert len(result.details["output"]) == 1000
+    kept, _, note = result.details["output"].partition("\n[output truncated: ")
+    assert kept == "y\n" * 500 and note == "199000 more bytes]"
     assert result.details["truncated"] is True
 
 

@@ -45,12 +45,14 @@ class ShellResult:
         stderr: its standard error (capped).
         exit_code: the shell's exit status; ``-9`` style negatives for a signal, 124 on timeout.
         timed_out: True when the timeout killed it.
+        truncated: True when either stream passed the output cap.
     """
 
     stdout: str
     stderr: str
     exit_code: int
     timed_out: bool = False
+    truncated: bool = False
 
     @property
     def success(self) -> bool:
@@ -170,7 +172,13 @@ def run_shell(
         _kill_group(proc.pid)
         proc.wait()
         raise
-    result = ShellResult(out.text(), err.text(), 124 if timed_out else code, timed_out)
+    result = ShellResult(
+        out.text(),
+        err.text(),
+        124 if timed_out else code,
+        timed_out,
+        truncated=bool(out.dropped or err.dropped),
+    )
     proc.stdout.close()
     proc.stderr.close()
     return result
