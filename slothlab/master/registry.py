@@ -283,16 +283,18 @@ class AgentRegistry:
         the file's lock throughout keeps a registration made meanwhile from being overwritten.
         """
         with self._db_lock:
-            with self._lock:
+            with self._lock:  # vectorised: heartbeats wait for this part only
                 names, self._dirty = self._dirty, set()
-                cols, agents = self.cols, self._agents
-                taken = [
-                    (a, int(cols.running[a.slot]), int(cols.queued[a.slot]),
-                     float(cols.last_seen[a.slot]))
-                    for a in (agents.get(n) for n in names)
-                    if a is not None
-                ]  # fmt: skip
-            rows = [(_record(a, r, q), seen, a.info.name) for a, r, q, seen in taken]
+                agents = [a for a in map(self._agents.get, names) if a is not None]
+                slots = np.fromiter((a.slot for a in agents), dtype=np.intp, count=len(agents))
+                cols = self.cols
+                running = cols.running[slots].astype(np.int64).tolist()
+                queued = cols.queued[slots].astype(np.int64).tolist()
+                seen = cols.last_seen[slots].tolist()
+            rows = [
+                (_record(a, r, q), t, a.info.name)
+                for a, r, q, t in zip(agents, running, queued, seen, strict=True)
+            ]
             if rows:
                 self._db.execute("BEGIN")
                 try:
@@ -300,7 +302,7 @@ class AgentRegistry:
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     with self._lock:  # written next time
-                        self._dirty.update(a.info.name for a, *_ in taken)
+                        self._dirty.update(a.info.name for a in agents)
                     raise
                 self._db.execute("COMMIT")
         return len(rows)
