@@ -83,6 +83,21 @@ def facts_from_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 _VOLATILE = {"metrics", "status", "last_seen", "running", "queued"}
 
 
+_SOURCES = tuple(_FACT_SOURCES[fact] for fact in FACTS)
+
+
+def _set_facts(
+    columns: Mapping[str, npt.NDArray[np.float64]], slot: int, metrics: Mapping[str, float]
+) -> None:
+    """:func:`facts_from_metrics` written straight into the balancer's columns at ``slot``."""
+    for fact, sources in zip(FACTS, _SOURCES, strict=True):
+        for key, factor in sources:
+            value = metrics.get(key)
+            if value is not None:
+                columns[fact][slot] = float(value) * factor
+                break
+
+
 @dataclass
 class _Agent:
     info: AgentInfo
@@ -163,8 +178,7 @@ class AgentRegistry:
             cols.suspect[s] = False
             if beat.metrics:
                 agent.metrics = dict(beat.metrics)
-                for fact, value in facts_from_metrics(beat.metrics).items():
-                    cols.facts[fact][s] = value
+                _set_facts(cols.facts, s, beat.metrics)
                 effective = beat.metrics.get("effective_capacity")
                 if effective is not None and effective >= 1:
                     cols.capacity[s] = effective
@@ -349,8 +363,7 @@ class AgentRegistry:
 
     def _apply_metrics(self, agent: _Agent, metrics: Mapping[str, float]) -> None:
         agent.metrics = dict(metrics)
-        for fact, value in facts_from_metrics(metrics).items():
-            self.cols.facts[fact][agent.slot] = value
+        _set_facts(self.cols.facts, agent.slot, metrics)
 
     def _mask(self, masks: dict[str, BoolArray], key: str) -> BoolArray:
         mask = masks.get(key)

@@ -165,3 +165,17 @@ def test_metrics_intake_skips_bad_names_and_non_finite_values_and_counts_them() 
         ("slothlab_agent_tasks_running", 0.0),
     ]  # fmt: skip
     history.close()
+
+
+def test_a_new_verifier_drops_the_remembered_token(make_master: Callable[..., Master]) -> None:
+    from slothlab.security import TokenVerifier
+
+    app = create_app(make_master())
+    with TestClient(app, headers=AUTH) as client:
+        client.post("/v1/agents/register", json=agent_info("a"))
+        assert client.post("/v1/agents/a/heartbeat", json=BEAT).status_code == 200
+        app.state.verifier = TokenVerifier.for_token("rotated")
+        assert client.post("/v1/agents/a/heartbeat", json=BEAT).status_code == 401
+        rotated = {"Authorization": "Bearer rotated"}
+        assert client.post("/v1/agents/a/heartbeat", json=BEAT, headers=rotated).is_success
+    assert app.heartbeats is not None and app.heartbeats.taken == 2
