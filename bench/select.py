@@ -39,6 +39,7 @@ sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
@@ -178,25 +179,31 @@ def serve_master(data_dir: str) -> None:
 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
+
+    def ready() -> None:  # called on the server's event loop: say which loop and parser serve
+        loop = type(asyncio.get_running_loop())
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        print(f"http://127.0.0.1:{port} {loop.__module__}.{loop.__name__} {http}", flush=True)
+
     master.start()
     try:
-        serve(raw_in_front, sock, on_ready=lambda: print(f"http://127.0.0.1:{port}", flush=True))
+        serve(raw_in_front, sock, on_ready=ready)
     finally:
         master.close()
 
 
-def start_master(home: Path) -> tuple[subprocess.Popen[str], str]:
+def start_master(home: Path) -> tuple[subprocess.Popen[str], str, str]:
     env = dict(os.environ, SLOTHLAB_HOME=str(home), SLOTHLAB_TOKEN=TOKEN)
     args = [sys.executable, __file__, "--serve", str(home / "m")]
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
     assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    url, _, stack = proc.stdout.readline().strip().partition(" ")
     if not url.startswith("http://"):
         proc.kill()
         raise SystemExit(f"the master did not start (exit {proc.wait()})")
-    return proc, url
+    return proc, url, stack
 
 
 # -- the asyncio client: raw HTTP/1.1 over keep-alive sockets ------------------------------------
@@ -415,7 +422,7 @@ def bench_intake(
     closed = wrk_load if client == "wrk" else python_load
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_master(Path(tmp))
+        proc, url, stack = start_master(Path(tmp))
         try:
             master = psutil.Process(proc.pid)
             registration = register(url, agents)
@@ -439,6 +446,7 @@ def bench_intake(
     kept_up = paced["per_s"] >= 0.97 * goal_rate and paced["non_2xx"] == 0
     return {
         "client": "wrk -t1 (one process)" if client == "wrk" else "python asyncio (2 processes)",
+        "server": f"slothlab master app on uvicorn, one process ({stack})",
         "registered_agents": agents,
         "registrations_per_s": round(registration),
         "heartbeat_body_bytes": len(BEAT),
