@@ -25,14 +25,14 @@ sends a ``: keep-alive`` comment every ``keepalive_s``.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel
 
 from slothlab import __version__, protocol
 from slothlab._asgi import (
@@ -50,7 +50,6 @@ from slothlab.protocol import (
     AgentInfo,
     BatchRequest,
     BatchResponse,
-    DispatchRequest,
     Heartbeat,
     TaskInfo,
     TaskList,
@@ -64,7 +63,6 @@ __all__ = ["AgentIdentity", "create_app", "host_metrics", "metrics_app"]
 MAX_WAIT_S = protocol.MAX_WAIT_S
 """The longest ``?wait=`` a submission or status request may ask for."""
 
-_TASK_FIELDS = set(TaskRequest.model_fields)
 _SCALE = {"memory_available_mb": float(1 << 20), "disk_free_gb": float(1 << 30)}
 
 
@@ -281,17 +279,30 @@ def _inline(capability: str) -> Any:
     return inline
 
 
-def _task_part(request: DispatchRequest) -> TaskRequest:
-    """The task fields of a validated dispatch request (validated once: no second pass)."""
-    return TaskRequest.model_construct(
-        _fields_set=request.model_fields_set & _TASK_FIELDS,
-        **{name: getattr(request, name) for name in _TASK_FIELDS},
+def _task_response(record: TaskRecord, status: int) -> Response:
+    """A task as JSON (a :class:`TaskInfo`), written from a plain dict.
+
+    FastAPI would validate a returned model once more; a validated model per task costs more
+    than the rest of a no-op task's bookkeeping.
+    """
+    return _json_response(record.as_dict(), status, lambda: record.info().model_dump_json())
+
+
+def _batch_response(records: list[TaskRecord], status: int) -> Response:
+    """Tasks as a :class:`BatchResponse`, written from plain dicts."""
+    return _json_response(
+        {"tasks": [r.as_dict() for r in records]},
+        status,
+        lambda: BatchResponse(tasks=[r.info() for r in records]).model_dump_json(),
     )
 
 
-def _model_response(model: BaseModel, status: int = 200) -> Response:
-    """``model`` as JSON, serialised once (FastAPI would validate a returned model again)."""
-    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+def _json_response(data: Any, status: int, strict: Callable[[], str]) -> Response:
+    try:
+        body = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    except ValueError:  # a NaN or infinity in a Lua result: the model writes it as null
+        body = strict()
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def _may_run(request: Request, kinds: set[str]) -> None:
@@ -322,7 +333,7 @@ def _task_routes(app: FastAPI, parts: _Parts, keepalive_s: float) -> None:
         record = executor.submit(body)
         if wait > 0:
             await _wait_done(record, wait)
-        return _model_response(record.info(), 200 if wait > 0 and record.done else 202)
+        return _task_response(record, 200 if wait > 0 and record.done else 202)
 
     @app.post(
         "/v1/tasks:batch",
@@ -338,16 +349,13 @@ def _task_routes(app: FastAPI, parts: _Parts, keepalive_s: float) -> None:
         202 with the tasks as they are then.
         """
         _may_run(request, {t.kind for t in body.tasks})
-        tasks = [_task_part(t) for t in body.tasks]
-        records = executor.submit_many(tasks)
+        records = executor.submit_many(body.tasks)  # a DispatchRequest is a TaskRequest
         if wait > 0:
             deadline = time.monotonic() + wait
             for record in records:
                 await _wait_done(record, deadline - time.monotonic())
         done = wait > 0 and all(r.done for r in records)
-        return _model_response(
-            BatchResponse(tasks=[r.info() for r in records]), 200 if done else 202
-        )
+        return _batch_response(records, 200 if done else 202)
 
     @app.get("/v1/tasks", dependencies=[Depends(require("read-metrics"))])
     def list_tasks(
@@ -366,7 +374,7 @@ def _task_routes(app: FastAPI, parts: _Parts, keepalive_s: float) -> None:
         record = executor.get(task_id)
         if wait > 0:
             await _wait_done(record, wait)
-        return _model_response(record.info())
+        return _task_response(record, 200)
 
     @app.delete("/v1/tasks/{task_id}", dependencies=[Depends(_inline("exec-lua"))])
     async def cancel_task(task_id: str, request: Request) -> TaskInfo:

@@ -209,6 +209,36 @@ class TaskRecord:
         with self._lock:
             return self._events[max(seq, 0) :]
 
+    def as_dict(self) -> dict[str, Any]:
+        """:meth:`info` as a plain dict (the same fields and values), without model validation.
+
+        What the HTTP routes serialise: building a validated model per task costs more than
+        the rest of a no-op task's bookkeeping.
+        """
+        with self._lock:
+            out, err = self._streams["stdout"], self._streams["stderr"]
+            request = self.request
+            return {
+                "id": self.id,
+                "agent": self.agent,
+                "kind": request.kind,
+                "name": request.name,
+                "state": self.state,
+                "priority": request.priority,
+                "idempotency_key": request.idempotency_key,
+                "submitted_at": self.submitted_at,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "exit_code": self.exit_code,
+                "stdout": out.kept.decode("utf-8", "replace"),
+                "stderr": err.kept.decode("utf-8", "replace"),
+                "truncated": bool(out.dropped or err.dropped),
+                "result": self.result,
+                "error": self.error,
+                "attempts": 1,
+                "agent_task_id": None,
+            }
+
     def info(self) -> TaskInfo:
         """The task as the API shows it."""
         with self._lock:

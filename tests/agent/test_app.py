@@ -126,6 +126,16 @@ def test_submit_with_wait_answers_200_with_the_finished_task(client: TestClient)
     assert failed.status_code == 200 and failed.json()["exit_code"] == 4
 
 
+def test_a_nan_result_is_still_valid_json(client: TestClient) -> None:
+    body = {"kind": "lua", "source": "return 0/0, 1/0, 2"}
+    response = client.post("/v1/tasks", params={"wait": 20}, json=body)
+    assert response.status_code == 200, response.text
+    assert "NaN" not in response.text and "Infinity" not in response.text
+    assert response.json()["result"][2] == 2
+    batch = client.post("/v1/tasks:batch", params={"wait": 20}, json={"tasks": [body]})
+    assert batch.status_code == 200 and "NaN" not in batch.text
+
+
 def test_submit_with_wait_answers_202_while_it_runs(client: TestClient, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     body = {"kind": "shell", "source": f"while [ ! -e {gate} ]; do sleep 0.01; done"}

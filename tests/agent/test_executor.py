@@ -319,3 +319,36 @@ def test_cancel_running_lua_kills_its_worker(lua_executor: Executor) -> None:
     assert record.info().state == "cancelled"
     after = lua_executor.submit(lua("return 'next'"))  # the pool replaced the killed worker
     assert after.wait(30) and after.info().result == ["next"]
+
+
+def test_lua_runner_lends_the_warmest_worker_and_closing_wakes_waiters() -> None:
+    from slothlab.agent.lua import LuaRunner
+
+    def sink(stream: str, text: str) -> None:
+        pass
+
+    runner = LuaRunner(size=2)
+    try:
+        a, b = runner.start("return 1"), runner.start("return 2")  # both workers lent
+        assert a._pool is not b._pool
+        assert a.wait(sink) == [1] and b.wait(sink) == [2]  # b came back last
+        again = runner.start("return 3")
+        assert again._pool is b._pool  # the most recently used worker goes out first
+        assert again.wait(sink) == [3]
+        held = [runner._borrow(), runner._borrow()]
+        assert {id(p) for p in held} == {id(a._pool), id(b._pool)}
+        outcome: list[BaseException | None] = []
+
+        def borrow() -> None:  # blocks: both workers are lent
+            try:
+                runner._borrow()
+                outcome.append(None)
+            except RuntimeError as exc:
+                outcome.append(exc)
+
+        waiter = threading.Thread(target=borrow)
+        waiter.start()
+    finally:
+        runner.close()
+    waiter.join(10)
+    assert not waiter.is_alive() and isinstance(outcome[0], RuntimeError)

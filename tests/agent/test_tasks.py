@@ -99,3 +99,25 @@ def test_table_forgets_by_age_and_count_but_remembers_keys() -> None:
     assert [r.id for r in table.recent()] == ["t2"]
     table.sweep(200.0)
     assert table.by_key("k2") is None and len(table) == 0
+
+
+def test_as_dict_is_info_without_the_model() -> None:
+    from slothlab.protocol import DispatchRequest, TaskInfo
+
+    quiet = TaskRecord("t0", "agent-1", TaskRequest(kind="lua", source="return 1"), 1.0)
+    shell = TaskRecord(
+        "t1",
+        "agent-1",
+        TaskRequest(kind="shell", source="echo", name="n", priority=5, idempotency_key="k"),
+        2.0,
+        max_output=4,
+    )
+    shell.start(2.5)
+    shell.feed("stdout", b"hello\n")
+    shell.feed("stderr", b"\xff oops")
+    shell.finish("failed", 3.0, exit_code=2, error="exit code 2")
+    lua = TaskRecord("t2", "agent-1", DispatchRequest(kind="lua", source="x", agent="a"), 4.0)
+    lua.finish("succeeded", 5.0, result=[1, {"$bytes": "AA=="}, None, "é"])
+    for record in (quiet, shell, lua):
+        assert TaskInfo.model_validate(record.as_dict()) == record.info()
+        assert set(record.as_dict()) == set(TaskInfo.model_fields)
