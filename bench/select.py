@@ -27,7 +27,7 @@ Prints one JSON document:
 
 Run: ``.venv/bin/python bench/select.py [--agents 10000] [--decisions 2000] [--seconds 5]
 [--connections 16] [--intake-agents 2000] [--client auto|wrk|python] [--goal-rate 1000]
-[--paced-connections 50] [--skip-select]``. ``wrk`` is the Debian package ``wrk``.
+[--paced-connections 50] [--skip-select] [--no-fast-path]``. ``wrk`` is the Debian package ``wrk``.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ AGENT_METRICS = {
 BEAT = json.dumps({"running": 1, "queued": 0, "metrics": AGENT_METRICS}, separators=(",", ":"))
 
 
-def serve_master(data_dir: str) -> None:
+def serve_master(data_dir: str, fast_path: bool = True) -> None:
     """The master as ``slothlab master`` runs it, plus two baselines on the same server:
 
     ``POST /bench/noop``, a no-op FastAPI route through the master's whole app (middleware,
@@ -155,6 +155,8 @@ def serve_master(data_dir: str) -> None:
     config = MasterConfig.from_settings(load_settings(), data_dir=data_dir, token=TOKEN)
     master = Master(config)
     app = create_app(master)
+    if not fast_path:
+        app.heartbeats = None  # every heartbeat through the FastAPI route
 
     @app.post("/bench/noop")
     async def noop() -> dict[str, bool]:
@@ -192,9 +194,9 @@ def serve_master(data_dir: str) -> None:
         master.close()
 
 
-def start_master(home: Path) -> tuple[subprocess.Popen[str], str, str]:
+def start_master(home: Path, fast_path: bool) -> tuple[subprocess.Popen[str], str, str]:
     env = dict(os.environ, SLOTHLAB_HOME=str(home), SLOTHLAB_TOKEN=TOKEN)
-    args = [sys.executable, __file__, "--serve", str(home / "m")]
+    args = [sys.executable, __file__, "--serve", str(home / "m"), *([] if fast_path else ["off"])]
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
@@ -415,14 +417,15 @@ def measure(load: Any, master: psutil.Process, route: str, settle_s: float) -> d
 
 
 def bench_intake(
-    agents: int, conns: int, seconds: float, client: str, goal_rate: float, paced_conns: int
-) -> dict[str, Any]:
+    agents: int, conns: int, seconds: float, client: str, goal_rate: float, paced_conns: int,
+    fast_path: bool = True,
+) -> dict[str, Any]:  # fmt: skip
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
     closed = wrk_load if client == "wrk" else python_load
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url, stack = start_master(Path(tmp))
+        proc, url, stack = start_master(Path(tmp), fast_path)
         try:
             master = psutil.Process(proc.pid)
             registration = register(url, agents)
@@ -447,6 +450,7 @@ def bench_intake(
     return {
         "client": "wrk -t1 (one process)" if client == "wrk" else "python asyncio (2 processes)",
         "server": f"slothlab master app on uvicorn, one process ({stack})",
+        "heartbeat_fast_path": fast_path,
         "registered_agents": agents,
         "registrations_per_s": round(registration),
         "heartbeat_body_bytes": len(BEAT),
@@ -481,8 +485,8 @@ def bench_intake(
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        serve_master(sys.argv[2])
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--serve":
+        serve_master(sys.argv[2], fast_path=sys.argv[3:] != ["off"])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=10_000, help="agents in the selection test")
@@ -494,13 +498,16 @@ def main() -> None:
     ap.add_argument("--goal-rate", type=float, default=1000.0, help="paced heartbeats/s")
     ap.add_argument("--paced-connections", type=int, default=50)
     ap.add_argument("--skip-select", action="store_true")
+    ap.add_argument(
+        "--no-fast-path", action="store_true", help="heartbeats through the FastAPI route"
+    )
     args = ap.parse_args()
     result: dict[str, Any] = {}
     if not args.skip_select:
         result["select"] = bench_select(args.agents, args.decisions)
     result["intake"] = bench_intake(
         args.intake_agents, args.connections, args.seconds, args.client, args.goal_rate,
-        args.paced_connections,
+        args.paced_connections, not args.no_fast_path,
     )  # fmt: skip
     print(json.dumps(result, indent=2))
 
