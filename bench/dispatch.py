@@ -1,18 +1,30 @@
-"""Benchmark: no-op task dispatch through the client, direct to an agent and through the master.
+"""Benchmark: no-op task dispatch, direct to an agent and through the master, against peers.
 
-Prints one JSON document. A local cluster (``slothlab.cluster.up``, one master and one agent on
-loopback) runs no-op shell (``true``) and Lua (``return 1``) tasks:
+Prints one JSON document, every number measured in this run. A local cluster
+(``slothlab.cluster.up``: one master and one agent on loopback, real processes) runs no-op shell
+(``true``) and Lua (``return 1``) tasks through the client:
 
-* ``latency_ms``: p50/p99 of submit -> finished result, one task at a time, direct to the agent
-  (``AgentClient``) and through the master (``Controller``, naming the agent);
-* ``throughput``: tasks per second for N tasks submitted one by one (4 client threads) and in
-  batches of 100 (``submit_batch``), then waited for, direct and through the master;
-* ``raw``: the same ``requests.Session`` POSTing a small JSON body to a bare Starlette app on the
-  same server stack (uvicorn, httptools, uvloop) in its own process: the floor of one round trip.
+* ``latency_ms``: p50/p99 of one task, submit -> finished result, one at a time, with
+  ``run()`` (one request: ``POST /v1/tasks?wait=``), direct to the agent (``AgentClient``) and
+  through the master (``Controller``, naming the agent); ``direct_submit_then_wait`` is the
+  two-request way (``submit`` then ``wait``) for comparison. The raw POST and every kind of
+  task are timed in turn within each round, so the ratios compare the same moments;
+* ``throughput_per_s``: tasks per second for ``--serial-tasks`` tasks run one by one with
+  ``run()`` from 4 client threads, and ``--tasks`` tasks (2,000 by default) in batches of
+  ``--batch`` with ``run_batch()`` (``POST /v1/tasks:batch?wait=``) from 2 client threads;
+* ``raw_post``: the same ``requests.Session`` POSTing a small JSON body to a bare Starlette app on
+  the same server stack (uvicorn, httptools, uvloop) in its own process: the floor of one round
+  trip (and its rate from 4 threads);
+* ``peers``: Ray, dask.distributed and ipyparallel on the same machine with 2 workers (the
+  ``bench`` extra), each in its own process after the cluster is down: one no-op task's
+  latency and ``--tasks`` no-op tasks at once; "not installed" when the package is missing.
 
-Ratios are ours / raw (latency) and raw / ours (throughput). The issue's goal: direct latency
-within 1.5x of the raw round trip. Ray, dask and ipyparallel are not installed here and are not
-measured. Run: ``.venv/bin/python bench/dispatch.py [--tasks 300] [--rounds 100]``.
+``goals`` holds the issue's targets: direct p50 latency within 1.5x of the raw round trip, and
+batched throughput at least 2x Ray's. The machine's load average is recorded before and after:
+compare numbers only within one run.
+
+Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--serial-tasks 300] [--rounds 100]
+[--batch 500] [--peers ray,dask,ipyparallel | --peers none]``.
 """
 
 from __future__ import annotations
@@ -23,14 +35,17 @@ import sys
 sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -56,6 +71,79 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http="httptools", loop
             log_level="warning")
 """
 
+# Each peer runs in its own process: argv = tasks, rounds; prints one JSON line.
+PEER_COMMON = """
+import json, statistics, sys, time
+N, R = int(sys.argv[1]), int(sys.argv[2])
+
+def noop(*_):
+    return 1
+
+def lat(fn):
+    for _ in range(10):
+        fn()
+    xs = []
+    for _ in range(R):
+        t = time.perf_counter(); fn(); xs.append(time.perf_counter() - t)
+    xs.sort()
+    return {"p50": round(statistics.median(xs) * 1000, 3),
+            "p99": round(xs[min(len(xs) - 1, int(0.99 * len(xs)))] * 1000, 3)}
+
+def rate(fn):
+    fn(min(N, 200))
+    t = time.perf_counter(); fn(N)
+    return round(N / (time.perf_counter() - t), 1)
+"""
+
+PEERS = {
+    "ray": (
+        "ray",
+        """
+import ray
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+f = ray.remote(noop)
+out = {"version": ray.__version__, "workers": 2,
+       "latency_ms": lat(lambda: ray.get(f.remote())),
+       "throughput_per_s": rate(lambda n: ray.get([f.remote() for _ in range(n)]))}
+ray.shutdown()
+print(json.dumps(out))
+""",
+    ),
+    "dask": (
+        "distributed",
+        """
+import distributed
+from distributed import Client, LocalCluster
+cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                       dashboard_address=None, silence_logs=50)
+client = Client(cluster)
+out = {"version": distributed.__version__, "workers": 2,
+       "latency_ms": lat(lambda: client.submit(noop, time.perf_counter(), pure=False).result()),
+       "throughput_per_s": rate(lambda n: client.gather(client.map(noop, range(n), pure=False)))}
+client.close(); cluster.close()
+print(json.dumps(out))
+""",
+    ),
+    "ipyparallel": (
+        "ipyparallel",
+        """
+import logging
+import ipyparallel as ipp
+cluster = ipp.Cluster(n=2, log_level=logging.ERROR)
+rc = cluster.start_and_connect_sync()
+rc.wait_for_engines(2, timeout=60)
+view = rc.load_balanced_view()
+out = {"version": ipp.__version__, "workers": 2,
+       "latency_ms": lat(lambda: view.apply_sync(noop)),
+       "direct_latency_ms": lat(lambda: rc[0].apply_sync(noop)),
+       "throughput_per_s": rate(lambda n: [r.get() for r in [view.apply_async(noop)
+                                                               for _ in range(n)]])}
+rc.close(); cluster.stop_cluster_sync()
+print(json.dumps(out))
+""",
+    ),
+}
+
 NOOP = {"shell": "true", "lua": "return 1"}
 
 
@@ -71,18 +159,16 @@ def _quantiles(samples: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(ordered) * 1000, 3), "p99": round(p99 * 1000, 3)}
 
 
-def _time(fn: Callable[[], Any], rounds: int) -> list[float]:
-    for _ in range(5):
-        fn()
-    out = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+def _rate(fn: Callable[[int], Any], n: int, threads: int) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(fn, range(n)))
+    return round(n / (time.perf_counter() - start), 1)
 
 
-def raw_round_trip(rounds: int) -> dict[str, float]:
+@contextlib.contextmanager
+def raw_server() -> Iterator[Callable[[], Any]]:
+    """The raw baseline's server in its own process; yields one POST to it."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-c", RAW_APP, str(port)], start_new_session=True)
     try:
@@ -97,41 +183,62 @@ def raw_round_trip(rounds: int) -> dict[str, float]:
                     raise
                 time.sleep(0.05)
         body = {"kind": "shell", "source": "true", "idempotency_key": "k"}
-        return _quantiles(_time(lambda: session.post(url, json=body, timeout=5), rounds))
+        yield lambda: session.post(url, json=body, timeout=5)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-def latency(client: Any, kind: str, rounds: int, **where: Any) -> dict[str, float]:
+def latencies(probes: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
+    """Time each probe once per round, in turn, so every one sees the same machine load."""
+    samples: dict[str, list[float]] = {name: [] for name in probes}
+    for round_ in range(rounds + 10):
+        for name, probe in probes.items():
+            start = time.perf_counter()
+            probe()
+            if round_ >= 10:  # warm-up rounds
+                samples[name].append(time.perf_counter() - start)
+    return {name: _quantiles(values) for name, values in samples.items()}
+
+
+def run_probe(client: Any, kind: str, **where: Any) -> Callable[[], None]:
     def one() -> None:
-        task = client.submit(kind, NOOP[kind], **where)
+        assert client.run(kind, NOOP[kind], timeout=30, **where).state == "succeeded"
+
+    return one
+
+
+def two_request_probe(client: Any, kind: str) -> Callable[[], None]:
+    def one() -> None:
+        task = client.submit(kind, NOOP[kind])
         assert client.wait(task.id, timeout=30).state == "succeeded"
 
-    return _quantiles(_time(one, rounds))
+    return one
 
 
-def throughput(client: Any, kind: str, n: int, batched: bool, **where: Any) -> float:
+def one_by_one(client: Any, kind: str, n: int, **where: Any) -> float:
+    def one(_: int) -> None:
+        assert client.run(kind, NOOP[kind], timeout=120, **where).state == "succeeded"
+
+    return _rate(one, n, 4)
+
+
+def batched(client: Any, kind: str, n: int, size: int, **where: Any) -> float:
+    chunks = [
+        [{"kind": kind, "source": NOOP[kind], **where}] * min(size, n - i)
+        for i in range(0, n, size)
+    ]
     start = time.perf_counter()
-    if batched:
-        tasks = []
-        for i in range(0, n, 100):
-            chunk = [{"kind": kind, "source": NOOP[kind], **where} for _ in range(min(100, n - i))]
-            tasks += client.submit_batch(chunk)
-    else:
-        with ThreadPoolExecutor(4) as pool:
-            tasks = list(pool.map(lambda _: client.submit(kind, NOOP[kind], **where), range(n)))
-    with ThreadPoolExecutor(4) as pool:
-        states = list(pool.map(lambda t: client.wait(t.id, timeout=120).state, tasks))
+    with ThreadPoolExecutor(2) as pool:
+        infos = [t for chunk in pool.map(lambda c: client.run_batch(c, timeout=120), chunks)
+                 for t in chunk]  # fmt: skip
+    elapsed = time.perf_counter() - start
+    states = [t.state for t in infos]
     assert states.count("succeeded") == n, {s: states.count(s) for s in set(states)}
-    return round(n / (time.perf_counter() - start), 1)
+    return round(n / elapsed, 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=300, help="tasks per throughput run")
-    parser.add_argument("--rounds", type=int, default=100, help="tasks per latency run")
-    args = parser.parse_args()
+def ours(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="slothlab-bench-"))
     env = {k: v for k, v in os.environ.items() if k != "SLOTHLAB_TOKEN"}
     env["SLOTHLAB_HOME"] = str(home)
@@ -140,27 +247,121 @@ def main() -> None:
         token = (home / "token").read_text().strip()
         agent = AgentClient(state.agents[0].url, token, name="agent-1")
         master = Controller(state.master_url, token)
-        raw = raw_round_trip(args.rounds)
-        doc: dict[str, Any] = {"raw_post_ms": raw, "latency_ms": {}, "throughput": {}}
-        for kind in ("shell", "lua"):
-            direct = latency(agent, kind, args.rounds)
-            through = latency(master, kind, args.rounds, agent="agent-1")
+        for kind in NOOP:
+            agent.run_batch([{"kind": kind, "source": NOOP[kind]}] * 50)  # start the workers
+        with raw_server() as raw_post:
+            probes: dict[str, Callable[[], Any]] = {"raw": raw_post}
+            for kind in NOOP:
+                probes[f"{kind}/direct"] = run_probe(agent, kind)
+                probes[f"{kind}/via_master"] = run_probe(master, kind, agent="agent-1")
+                probes[f"{kind}/direct_submit_then_wait"] = two_request_probe(agent, kind)
+            measured = latencies(probes, args.rounds)
+            raw_rate = _rate(lambda _: raw_post(), args.serial_tasks, 4)
+        floor = measured["raw"]["p50"]
+        doc: dict[str, Any] = {
+            "raw_post": {"latency_ms": measured["raw"], "per_s_4_threads": raw_rate},
+            "latency_ms": {},
+            "throughput_per_s": {},
+        }
+        for kind in NOOP:
+            direct, through = measured[f"{kind}/direct"], measured[f"{kind}/via_master"]
             doc["latency_ms"][kind] = {
                 "direct": direct,
                 "via_master": through,
-                "direct_p50_over_raw": round(direct["p50"] / raw["p50"], 2),
-                "via_master_p50_over_raw": round(through["p50"] / raw["p50"], 2),
+                "direct_submit_then_wait": measured[f"{kind}/direct_submit_then_wait"],
+                "direct_p50_over_raw": round(direct["p50"] / floor, 2),
+                "via_master_p50_over_raw": round(through["p50"] / floor, 2),
             }
-            doc["throughput"][kind] = {
-                "direct_one_by_one": throughput(agent, kind, args.tasks, False),
-                "direct_batched": throughput(agent, kind, args.tasks, True),
-                "via_master_one_by_one": throughput(master, kind, args.tasks, False),
-                "via_master_batched": throughput(master, kind, args.tasks, True),
+        for kind in NOOP:
+            doc["throughput_per_s"][kind] = {
+                "direct_one_by_one": one_by_one(agent, kind, args.serial_tasks),
+                "direct_batched": batched(agent, kind, args.tasks, args.batch),
+                "via_master_one_by_one": one_by_one(
+                    master, kind, args.serial_tasks, agent="agent-1"
+                ),
+                "via_master_batched": batched(
+                    master, kind, args.tasks, args.batch, agent="agent-1"
+                ),
             }
-        doc["tasks"], doc["rounds"] = args.tasks, args.rounds
-        print(json.dumps(doc, indent=2))
+        return doc
     finally:
         cluster.down(home, grace_s=5)
+
+
+def peer(name: str, n: int, rounds: int, timeout_s: float) -> Any:
+    module, code = PEERS[name]
+    if importlib.util.find_spec(module) is None:
+        return "not installed (pip install -e '.[bench]')"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PEER_COMMON + code, str(n), str(rounds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=tempfile.gettempdir(),
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return f"did not finish within {timeout_s:g} s"
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what the peer left behind (workers)
+            os.killpg(proc.pid, signal.SIGKILL)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return f"failed (exit {proc.returncode}): {err.strip().splitlines()[-1:]}"
+    return json.loads(lines[-1])
+
+
+def goals(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"direct_latency_within_1.5x_raw": {}, "batched_at_least_2x_ray": {}}
+    for kind in ("shell", "lua"):
+        ratio = doc["latency_ms"][kind]["direct_p50_over_raw"]
+        out["direct_latency_within_1.5x_raw"][kind] = {"ratio": ratio, "met": ratio <= 1.5}
+    ray = doc["peers"].get("ray")
+    for kind in ("shell", "lua"):
+        if isinstance(ray, dict):
+            ratio = round(
+                doc["throughput_per_s"][kind]["direct_batched"] / ray["throughput_per_s"], 2
+            )
+            out["batched_at_least_2x_ray"][kind] = {"ratio": ratio, "met": ratio >= 2.0}
+        else:
+            out["batched_at_least_2x_ray"][kind] = f"not measured: ray {ray}"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks per batched run")
+    parser.add_argument("--serial-tasks", type=int, default=300, help="tasks run one by one")
+    parser.add_argument("--rounds", type=int, default=100, help="tasks per latency run")
+    parser.add_argument("--batch", type=int, default=500, help="tasks per batch request")
+    parser.add_argument("--peers", default="ray,dask,ipyparallel", help="comma list or 'none'")
+    parser.add_argument("--peer-timeout", type=float, default=120.0, help="seconds per peer")
+    args = parser.parse_args()
+    if not 1 <= args.batch <= 1000:
+        parser.error("--batch must be between 1 and 1000 (the API's batch limit)")
+    started = time.perf_counter()
+    settings = {
+        "tasks": args.tasks,
+        "serial_tasks": args.serial_tasks,
+        "rounds": args.rounds,
+        "batch": args.batch,
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    doc = ours(args)
+    names = [] if args.peers == "none" else [p for p in args.peers.split(",") if p]
+    unknown = sorted(set(names) - set(PEERS))
+    if unknown:
+        parser.error(f"unknown peers {unknown}; choose from {sorted(PEERS)}")
+    doc["peers"] = {n: peer(n, args.tasks, args.rounds, args.peer_timeout) for n in names}
+    doc["goals"] = goals(doc)
+    settings["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    settings["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps({"settings": settings, **doc}, indent=2))
 
 
 if __name__ == "__main__":
