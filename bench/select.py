@@ -27,7 +27,8 @@ Prints one JSON document:
 
 Run: ``.venv/bin/python bench/select.py [--agents 10000] [--decisions 2000] [--seconds 5]
 [--connections 16] [--intake-agents 2000] [--client auto|wrk|python] [--goal-rate 1000]
-[--paced-connections 50] [--skip-select] [--no-fast-path]``. ``wrk`` is the Debian package ``wrk``.
+[--paced-connections 50] [--extra-metrics 0] [--skip-select] [--no-fast-path]``.
+``wrk`` is the Debian package ``wrk``.
 """
 
 from __future__ import annotations
@@ -138,7 +139,16 @@ AGENT_METRICS = {
     "load5": 0.48, "load15": 0.4, "memory_available_mb": 901.5, "disk_free_gb": 37.2,
     "effective_capacity": 4.0,
 }  # fmt: skip
-BEAT = json.dumps({"running": 1, "queued": 0, "metrics": AGENT_METRICS}, separators=(",", ":"))
+BEAT = ""  # the heartbeat body, set by main()
+
+
+def heartbeat_body(extra_metrics: int = 0) -> str:
+    """A real agent's heartbeat, with ``extra_metrics`` custom numbers (Lua tasks' metrics)."""
+    metrics = {
+        **AGENT_METRICS,
+        **{f"custom_metric_{i}_total": float(i) for i in range(extra_metrics)},
+    }
+    return json.dumps({"running": 1, "queued": 0, "metrics": metrics}, separators=(",", ":"))
 
 
 def serve_master(data_dir: str, fast_path: bool = True) -> None:
@@ -269,10 +279,10 @@ def _run(coro: Any) -> Any:
 
 
 def _python_worker(
-    url: str, paths: list[str], conns: int, seconds: float, rate: float | None, out: Any
+    url: str, paths: list[str], body: str, conns: int, seconds: float, rate: float | None, out: Any
 ) -> None:
     host, _, port = url.removeprefix("http://").partition(":")
-    reqs = [_request(host, p, BEAT) for p in paths]
+    reqs = [_request(host, p, body) for p in paths]
 
     async def main() -> list[tuple[list[float], int]]:
         t0 = time.monotonic() + 0.2  # connect first
@@ -299,7 +309,7 @@ def python_load(
         mine, theirs = multiprocessing.Pipe(duplex=False)
         share = conns // 2 + (k < conns % 2)
         part = rate * share / conns if rate else None
-        args = (url, _paths(route, agents), share, seconds, part, theirs)
+        args = (url, _paths(route, agents), BEAT, share, seconds, part, theirs)
         p = multiprocessing.Process(target=_python_worker, args=args)
         p.start()
         procs.append(p)
@@ -454,6 +464,7 @@ def bench_intake(
         "registered_agents": agents,
         "registrations_per_s": round(registration),
         "heartbeat_body_bytes": len(BEAT),
+        "metrics_per_heartbeat": len(json.loads(BEAT)["metrics"]),
         "saturated": {
             "connections": conns,
             "seconds_per_route": seconds,
@@ -497,11 +508,14 @@ def main() -> None:
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     ap.add_argument("--goal-rate", type=float, default=1000.0, help="paced heartbeats/s")
     ap.add_argument("--paced-connections", type=int, default=50)
+    ap.add_argument("--extra-metrics", type=int, default=0, help="custom numbers per heartbeat")
     ap.add_argument("--skip-select", action="store_true")
     ap.add_argument(
         "--no-fast-path", action="store_true", help="heartbeats through the FastAPI route"
     )
     args = ap.parse_args()
+    global BEAT
+    BEAT = heartbeat_body(args.extra_metrics)
     result: dict[str, Any] = {}
     if not args.skip_select:
         result["select"] = bench_select(args.agents, args.decisions)
