@@ -8,7 +8,9 @@ dispatch that cannot connect marks an agent unknown until its next heartbeat.
 Every agent's numbers live in numpy columns (:class:`~slothlab.master.balancer.Columns`), with a
 boolean mask per tag and per region, so a selection over 10,000 agents stays well under a
 millisecond. SQLite holds the records; heartbeats are written behind (:meth:`flush`, one
-transaction per flush, records serialised outside the lock that heartbeats take).
+transaction per flush, records serialised outside the lock that heartbeats take). A record keeps
+the metrics the balancer reads and the agent's host numbers; custom metrics live in memory and
+in the history, and come back with the agent's next heartbeat after a restart.
 
 >>> from slothlab.protocol import AgentInfo, Heartbeat, SelectRequest
 >>> now = [1000.0]
@@ -81,6 +83,14 @@ def facts_from_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 
 
 _VOLATILE = {"metrics", "status", "last_seen", "running", "queued"}
+
+# the metrics a record keeps across a restart: what the balancer reads and the host numbers an
+# agent reports; custom numbers (Lua tasks', up to 150 a heartbeat) reach the history only, and
+# the agent's next heartbeat brings them back into memory
+_KEPT = frozenset(
+    {key for sources in _FACT_SOURCES.values() for key, _ in sources}
+    | {"effective_capacity", "load5", "load15"}
+)
 
 
 _SOURCES = tuple(_FACT_SOURCES[fact] for fact in FACTS)
@@ -437,7 +447,10 @@ def _no_match(request: SelectRequest) -> str:
 def _record(agent: _Agent, running: int, queued: int) -> str:
     """The SQLite record of ``agent`` (pydantic-core's JSON: ~5x faster than ``json.dumps``)."""
     info = {**agent.fixed, "running": running, "queued": queued}
-    record = {"info": info, "metrics": agent.metrics, "registered_at": agent.registered_at}
+    metrics = agent.metrics
+    if not metrics.keys() <= _KEPT:
+        metrics = {k: v for k, v in metrics.items() if k in _KEPT}
+    record = {"info": info, "metrics": metrics, "registered_at": agent.registered_at}
     return to_json(record, inf_nan_mode="constants").decode()
 
 

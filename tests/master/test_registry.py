@@ -97,12 +97,14 @@ def test_flush_writes_each_beaten_agent_once_and_a_later_registration_wins(
         reg.heartbeat("a", Heartbeat(running=running, queued=1, metrics={"load1": 0.5}))
     reg.heartbeat("b", Heartbeat(running=7, queued=0, metrics={"cpu_percent": 1.0}))
     reg.register(info("b", tags=["new"]))  # re-registered after its heartbeat: the record wins
-    reg.heartbeat("c", Heartbeat(running=1, queued=0, metrics={"cpu_percent": float("inf")}))
+    custom = {"cpu_percent": float("inf"), "jobs_done_total": 4.0}
+    reg.heartbeat("c", Heartbeat(running=1, queued=0, metrics=custom))
+    assert reg.get("c").metrics == custom
     assert reg.flush() == 2 and reg.flush() == 0
     reg.close()
     again = AgentRegistry(path, clock=lambda: now[0])
     a, b = again.get("a"), again.get("b")
     assert (a.running, a.queued, a.metrics, a.tags) == (3, 1, {"load1": 0.5}, ["old"])
     assert (b.running, b.tags, b.metrics) == (0, ["new"], {})
-    assert again.get("c").metrics == {"cpu_percent": float("inf")}
+    assert again.get("c").metrics == {"cpu_percent": float("inf")}  # custom ones: history only
     again.close()
