@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -216,9 +216,7 @@ class Executor:
                         "was forgotten; it is not run twice (use a new key to run it again)"
                     )
                 return existing
-        record = TaskRecord(
-            uuid.uuid4().hex, self.name, request, self.clock(), max_output=self.max_output
-        )
+        record = TaskRecord(_new_id(), self.name, request, self.clock(), max_output=self.max_output)
         self.table.add(record)
         self._seq += 1
         heapq.heappush(self._heap, (-request.priority, self._seq, record.id))
@@ -442,6 +440,11 @@ class Executor:
     def closing(self) -> bool:
         """True once :meth:`shutdown` began."""
         return self._closing
+
+
+def _new_id() -> str:
+    """A task id: 128 random bits as 32 hex digits (a quarter of ``uuid4().hex``'s cost)."""
+    return os.urandom(16).hex()
 
 
 def _exit_message(code: int) -> str:

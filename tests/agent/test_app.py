@@ -136,6 +136,15 @@ def test_a_nan_result_is_still_valid_json(client: TestClient) -> None:
     assert batch.status_code == 200 and "NaN" not in batch.text
 
 
+def test_answers_that_pydantic_cannot_encode_are_escaped() -> None:
+    import json
+
+    from slothlab.agent.app import _json_response
+
+    response = _json_response({"text": "\ud800", "nan": float("nan")}, 200)
+    assert json.loads(bytes(response.body)) == {"text": "\ud800", "nan": None}
+
+
 def test_submit_with_wait_answers_202_while_it_runs(client: TestClient, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     body = {"kind": "shell", "source": f"while [ ! -e {gate} ]; do sleep 0.01; done"}
