@@ -22,14 +22,19 @@ finite, is skipped and counted (``skipped``).
 from __future__ import annotations
 
 import threading
-from itertools import repeat
-from typing import TYPE_CHECKING
+from itertools import chain
+from typing import TYPE_CHECKING, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
 
 from slothlab.errors import MetricNameError
 from slothlab.metrics.names import check_metric_name
 from slothlab.protocol import Heartbeat
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from slothlab.metrics import MetricsHistory
 
 __all__ = ["QUEUED", "RUNNING", "MetricsIntake"]
@@ -37,13 +42,15 @@ __all__ = ["QUEUED", "RUNNING", "MetricsIntake"]
 RUNNING = "slothlab_agent_tasks_running"
 QUEUED = "slothlab_agent_tasks_queued"
 
+_Beat: TypeAlias = tuple[float, str, tuple[str, ...], list[float]]  # ts, agent, names, values
+
 
 class MetricsIntake:
     """Buffers heartbeat metrics and writes them to the history in batches.
 
-    :meth:`receive` runs on the master's event loop for every heartbeat, so it only extends
-    four column lists (names are vetted once per set of keys); non-finite values are dropped
-    when the batch is built, in the background flush.
+    :meth:`receive` runs on the master's event loop for every heartbeat, so it only appends
+    one entry (names are vetted once per set of keys); the background flush builds the columns
+    with numpy (host and metric dictionary-encoded) and drops non-finite values.
 
     Args:
         history: the history to write to (None: count and drop, for a master without one).
@@ -55,13 +62,10 @@ class MetricsIntake:
         self._valid: dict[str, bool] = {RUNNING: True, QUEUED: True}
         self._names: dict[tuple[str, ...], tuple[str, ...] | None] = {}
         self._lock = threading.Lock()
-        self._ts: list[float] = []
-        self._host: list[str] = []
-        self._metric: list[str] = []
-        self._value: list[float] = []
+        self._beats: list[_Beat] = []
 
     def receive(self, agent: str, beat: Heartbeat, ts: float) -> None:
-        """Buffer one heartbeat's metrics (cheap: extends lists)."""
+        """Buffer one heartbeat's metrics (cheap: one append)."""
         metrics = beat.metrics
         keys = tuple(metrics)
         names = self._names.get(keys, ())
@@ -74,12 +78,8 @@ class MetricsIntake:
             values = [float(beat.running), float(beat.queued), *(v for _, v in pairs)]
         else:
             values = [float(beat.running), float(beat.queued), *metrics.values()]
-        count = len(names)
         with self._lock:
-            self._ts.extend(repeat(ts, count))
-            self._host.extend(repeat(agent, count))
-            self._metric.extend(names)
-            self._value.extend(values)
+            self._beats.append((ts, agent, names, values))
 
     def _vet(self, keys: tuple[str, ...]) -> tuple[str, ...] | None:
         """``(RUNNING, QUEUED, *keys)`` when every key is a metric name, else None (cached)."""
@@ -103,27 +103,48 @@ class MetricsIntake:
     @property
     def pending(self) -> int:
         """Samples buffered and not yet handed to the history."""
-        return len(self._ts)
+        with self._lock:
+            return sum(len(names) for _, _, names, _ in self._beats)
 
     def flush(self) -> int:
         """Hand the buffer to the history (and flush it to disk); returns the samples written."""
         with self._lock:
-            columns = (self._ts, self._host, self._metric, self._value)
-            self._ts, self._host, self._metric, self._value = [], [], [], []
-        rows = len(columns[0])
+            beats, self._beats = self._beats, []
+        rows = sum(len(names) for _, _, names, _ in beats)
         if rows == 0 or self.history is None:
             return rows
-        import numpy as np
         import pyarrow as pa
 
-        value = np.asarray(columns[3], dtype=np.float64)
-        finite = np.isfinite(value)
-        table = pa.table(
-            {"ts": columns[0], "host": columns[1], "metric": columns[2], "value": value}
-        )
+        table = _table(beats, rows)
+        finite = np.isfinite(table.column("value").to_numpy())
         if not finite.all():
             self.skipped += int((~finite).sum())
             table = table.filter(pa.array(finite))
         self.history.write(table)
         self.history.flush()
         return int(table.num_rows)
+
+
+def _table(beats: list[_Beat], rows: int) -> pa.Table:
+    """The samples of ``beats`` as one Arrow table (``rows`` long)."""
+    import pyarrow as pa
+
+    n = len(beats)
+    counts = np.fromiter((len(names) for _, _, names, _ in beats), np.int64, n)
+    ts = np.repeat(np.fromiter((b[0] for b in beats), np.float64, n), counts)
+    which = pa.array(np.repeat(np.arange(n, dtype=np.int32), counts))
+    host = pa.DictionaryArray.from_arrays(which, pa.array([b[1] for b in beats], pa.string()))
+    ids: dict[str, int] = {}
+    per_set: dict[tuple[str, ...], npt.NDArray[np.int32]] = {}
+    pieces = []
+    for _, _, names, _ in beats:
+        piece = per_set.get(names)
+        if piece is None:
+            piece = np.array([ids.setdefault(k, len(ids)) for k in names], dtype=np.int32)
+            per_set[names] = piece
+        pieces.append(piece)
+    metric = pa.DictionaryArray.from_arrays(
+        pa.array(np.concatenate(pieces)), pa.array(list(ids), pa.string())
+    )
+    value = np.fromiter(chain.from_iterable(b[3] for b in beats), np.float64, rows)
+    return pa.table({"ts": ts, "host": host, "metric": metric, "value": value})

@@ -152,17 +152,17 @@ def test_metrics_intake_skips_bad_names_and_non_finite_values_and_counts_them() 
     odd = {"cpu_percent": 1.0, "bad-name": 2.0, "load1": float("inf")}
     for ts in (1.0, 2.0):  # the second time the key set comes from the cache
         intake.receive("h", Heartbeat(running=1, queued=0, metrics=odd), ts)
-    intake.receive("h", Heartbeat(running=0, queued=2, metrics={"cpu_percent": 3.0}), 3.0)
+    intake.receive("g", Heartbeat(running=0, queued=2, metrics={"cpu_percent": 3.0}), 3.0)
     assert intake.skipped == 2 and intake.pending == 11
     assert intake.flush() == 9 and intake.skipped == 4 and intake.pending == 0
-    rows = history.sql("SELECT ts, metric, value FROM samples ORDER BY ts, metric")
-    assert [tuple(r[1:]) for r in rows.values.tolist()] == [
-        ("cpu_percent", 1.0), ("slothlab_agent_tasks_queued", 0.0),
-        ("slothlab_agent_tasks_running", 1.0),
-        ("cpu_percent", 1.0), ("slothlab_agent_tasks_queued", 0.0),
-        ("slothlab_agent_tasks_running", 1.0),
-        ("cpu_percent", 3.0), ("slothlab_agent_tasks_queued", 2.0),
-        ("slothlab_agent_tasks_running", 0.0),
+    sql = "SELECT epoch(ts), host, metric, value FROM samples ORDER BY ts, metric"
+    assert [tuple(r) for r in history.sql(sql).values.tolist()] == [
+        (1.0, "h", "cpu_percent", 1.0), (1.0, "h", "slothlab_agent_tasks_queued", 0.0),
+        (1.0, "h", "slothlab_agent_tasks_running", 1.0),
+        (2.0, "h", "cpu_percent", 1.0), (2.0, "h", "slothlab_agent_tasks_queued", 0.0),
+        (2.0, "h", "slothlab_agent_tasks_running", 1.0),
+        (3.0, "g", "cpu_percent", 3.0), (3.0, "g", "slothlab_agent_tasks_queued", 2.0),
+        (3.0, "g", "slothlab_agent_tasks_running", 0.0),
     ]  # fmt: skip
     history.close()
 
