@@ -125,24 +125,44 @@ class Dispatcher:
         ``wait_s`` each agent holds its answer until its tasks ended (or ``wait_s`` passed).
         """
         wait_s = min(max(wait_s, 0.0), MAX_WAIT_S)
+        checked = set()
         for req in requests_:
-            self.registry.balancer.check(self._strategy(req), req.criteria, req.constraints)
+            how = (self._strategy(req), _frozen(req.criteria), _frozen(req.constraints))
+            if how not in checked:  # one check per distinct choice, not per task
+                self.registry.balancer.check(self._strategy(req), req.criteria, req.constraints)
+                checked.add(how)
         results: list[TaskInfo | None] = [None] * len(requests_)
-        jobs = self._open(requests_, results)
+        jobs: list[_Job] | None = None
         for _ in range(self.max_failover):
+            # rows and "sending" marks in one commit, before anything is sent
+            with self.tasks.batch():
+                if jobs is None:
+                    jobs = self._open(requests_, results)
+                groups = self._group(jobs, results)
+            jobs = []
+            for more in self._send_all(groups, results, wait_s):
+                jobs.extend(more)
             if not jobs:
                 break
-            groups: dict[str, tuple[AgentInfo, list[_Job]]] = {}
-            for job in jobs:
-                agent = self._choose(job, results)
-                if agent is not None:
-                    groups.setdefault(agent.name, (agent, []))[1].append(job)
-            jobs = []
-            for more in self._send_all(list(groups.values()), results, wait_s):
-                jobs.extend(more)
-        for job in jobs:
-            results[job.pos] = self._reject(job, "gave up after trying " + "; ".join(job.why))
+        if jobs:
+            with self.tasks.batch():
+                for job in jobs:
+                    why = "gave up after trying " + "; ".join(job.why)
+                    results[job.pos] = self._reject(job, why)
         return [r for r in results if r is not None]
+
+    def _group(
+        self, jobs: list[_Job], results: list[TaskInfo | None]
+    ) -> list[tuple[AgentInfo, list[_Job]]]:
+        """Choose each job's agent and mark it sending; the jobs grouped per agent."""
+        groups: dict[str, tuple[AgentInfo, list[_Job]]] = {}
+        now = self.clock()
+        for job in jobs:
+            agent = self._choose(job, results)
+            if agent is not None:
+                groups.setdefault(agent.name, (agent, []))[1].append(job)
+                self.tasks.sending(job.id, agent.name, now=now)
+        return list(groups.values())
 
     def _open(self, reqs: Sequence[DispatchRequest], results: list[TaskInfo | None]) -> list[_Job]:
         jobs = []
@@ -237,10 +257,7 @@ class Dispatcher:
         results: list[TaskInfo | None],
         wait_s: float = 0.0,
     ) -> list[_Job]:
-        """Send a group to one agent; returns the jobs to try elsewhere."""
-        now = self.clock()
-        for job in group:
-            self.tasks.sending(job.id, agent.name, now=now)
+        """Send a group (marked sending) to one agent; returns the jobs to try elsewhere."""
         bodies = [job.body for job in group]
         infos: list[TaskInfo] | None
         try:
@@ -255,18 +272,18 @@ class Dispatcher:
                 job.why.append(f"{agent.name} ({exc})")
             return group
         except Refused as exc:
-            for job in group:
-                job.tried.append(agent.name)
-                results[job.pos] = self._reject(job, str(exc))
+            with self.tasks.batch():
+                for job in group:
+                    job.tried.append(agent.name)
+                    results[job.pos] = self._reject(job, str(exc))
             return []
-        if infos is None:
-            for job in group:
+        with self.tasks.batch():  # one commit for the group's answers
+            for pos, job in enumerate(group):
                 job.tried.append(agent.name)
-                results[job.pos] = self._doubt(job.id, agent.name, "no clear answer")
-            return []
-        for job, info in zip(group, infos, strict=True):
-            job.tried.append(agent.name)
-            results[job.pos] = self._accept(job.id, job.key, len(job.tried), info)
+                if infos is None:
+                    results[job.pos] = self._doubt(job.id, agent.name, "no clear answer")
+                else:
+                    results[job.pos] = self._accept(job.id, job.key, len(job.tried), infos[pos])
         return []
 
     def _post(self, url: str, bodies: list[dict[str, Any]], wait_s: float = 0.0) -> list[TaskInfo]:
@@ -496,6 +513,10 @@ class Dispatcher:
             f"reported lost if it stays silent for {self.registry.dead_after_s:g} s",
             server=f"agent {agent.name} at {agent.url}",
         )
+
+
+def _frozen(values: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(values.items()))
 
 
 class _TaskNotFound(MasterError, KeyError):
