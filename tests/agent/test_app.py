@@ -139,9 +139,9 @@ def test_a_nan_result_is_still_valid_json(client: TestClient) -> None:
 def test_answers_that_pydantic_cannot_encode_are_escaped() -> None:
     import json
 
-    from slothlab.agent.app import _json_response
+    from slothlab.agent._answers import json_response
 
-    response = _json_response({"text": "\ud800", "nan": float("nan")}, 200)
+    response = json_response({"text": "\ud800", "nan": float("nan")}, 200)
     assert json.loads(bytes(response.body)) == {"text": "\ud800", "nan": None}
 
 

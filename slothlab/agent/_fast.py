@@ -1,0 +1,226 @@
+"""The submission fast path: plain ``POST /v1/tasks`` and ``/v1/tasks:batch`` before the framework.
+
+FastAPI's middleware, routing and dependency layers cost a request a few hundred microseconds of
+the agent's one event loop, as much as the rest of a no-op task's bookkeeping. :class:`AgentAPI`
+takes the plain case of a submission itself: a JSON body with a ``Content-Length`` under the
+cap, a valid bearer token, no query but ``?wait=S`` (0 to 60), a body the route's model
+validates, no ``NaN``/``Infinity`` and no nesting the body guard would refuse. It submits,
+waits when asked, and answers the same bytes the route would (:mod:`slothlab.agent._answers`).
+
+Everything else — a missing or wrong token (401), a malformed, deep, oversized or chunked body
+(400/413), an invalid field (422) — is replayed into the full app unchanged, so those answers
+come from the one place that defines them (the routes, which also keep the OpenAPI document).
+An error of the executor (429, 503, 409) is answered by the app's own exception handler. When
+RBAC lands, :meth:`SubmitPath.take` must check the ``exec-shell``/``exec-lua`` capabilities as
+the routes do.
+
+>>> from fastapi.testclient import TestClient
+>>> from slothlab.agent import Executor, create_app
+>>> executor = Executor("doc", capacity=1)
+>>> app = create_app(executor, token="t")
+>>> with TestClient(app, headers={"Authorization": "Bearer t"}) as client:
+...     done = client.post("/v1/tasks?wait=20", json={"kind": "lua", "source": "return 6 * 7"})
+...     bad = client.post("/v1/tasks", json={"kind": "perl", "source": "1"})
+>>> done.status_code, done.json()["result"], bad.status_code, app.fast_path.taken
+(200, [42], 422, 1)
+>>> executor.shutdown()
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from slothlab._asgi import MAX_JSON_DEPTH, check_json
+from slothlab.agent._answers import batch_response, task_response, wait_all, wait_done
+from slothlab.errors import AgentBusyError, AgentError
+from slothlab.protocol import MAX_WAIT_S, BatchRequest, TaskRequest
+
+if TYPE_CHECKING:
+    from starlette.types import Message, Receive, Scope, Send
+
+    from slothlab.agent.executor import Executor
+    from slothlab.security import TokenVerifier
+
+__all__ = ["AgentAPI", "SubmitPath"]
+
+_JSON = b"application/json"
+_PATHS = {"/v1/tasks": False, "/v1/tasks:batch": True}  # path -> is a batch
+_REFUSED_BY_GUARD = (b"NaN", b"Infinity")  # the body guard answers 400 to these literals
+
+
+class SubmitPath:
+    """Takes plain submissions; hands every other request back for the full app.
+
+    Args:
+        executor: runs the tasks.
+        max_body_bytes: the body cap (larger bodies go to the full app: 413).
+        max_json_depth: the nesting the body guard allows (deeper bodies go to the full app).
+    """
+
+    def __init__(
+        self, executor: Executor, *, max_body_bytes: int, max_json_depth: int = MAX_JSON_DEPTH
+    ) -> None:
+        self.executor = executor
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+        self.taken = 0
+        self._accepted: tuple[TokenVerifier, bytes] | None = None
+
+    async def take(
+        self, app: FastAPI, scope: Scope, receive: Receive, send: Send
+    ) -> Receive | None:
+        """Answer a plain submission (None), or return the ``receive`` the full app should use."""
+        batch = _PATHS[scope["path"]]
+        wait = _wait_of(scope.get("query_string", b""))
+        auth = kind = length = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                auth = value
+            elif key == b"content-type":
+                kind = value
+            elif key == b"content-length":
+                length = value
+        if (
+            wait is None
+            or length is None
+            or not length.isdigit()
+            or int(length) > self.max_body_bytes
+            or kind is None
+            or kind.split(b";", 1)[0].strip().lower() != _JSON
+            or not self._authorized(auth, app.state.verifier)
+        ):
+            return receive
+        body = await _read(receive)
+        if body is None:
+            return None  # the client went away: nothing to answer
+        parsed = self._parse(body, batch)
+        if parsed is None:
+            return _replay(body, receive)
+        try:
+            records = self.executor.submit_many(parsed)
+        except (AgentBusyError, AgentError) as exc:
+            await _refusal(app, exc, scope)(scope, receive, send)
+            return None
+        self.taken += 1
+        if batch:
+            done = wait > 0 and await wait_all(records, wait)
+            response = batch_response(records, 200 if done else 202)
+        else:
+            if wait > 0:
+                await wait_done(records[0], wait)
+            response = task_response(records[0], 200 if wait > 0 and records[0].done else 202)
+        await response(scope, receive, send)
+        return None
+
+    def _parse(self, body: bytes, batch: bool) -> list[TaskRequest] | None:
+        """The tasks, or None when the full app must answer (400, 422)."""
+        if any(word in body for word in _REFUSED_BY_GUARD):
+            return None
+        deep = body.count(b"[") + body.count(b"{") > self.max_json_depth  # could be too deep
+        if deep and check_json(body, self.max_json_depth) is not None:
+            return None
+        try:
+            if batch:
+                return list(BatchRequest.model_validate_json(body).tasks)
+            return [TaskRequest.model_validate_json(body)]
+        except ValidationError:
+            return None
+
+    def _authorized(self, header: bytes | None, verifier: TokenVerifier) -> bool:
+        """The verifier's answer; the last accepted header is remembered (a constant-time
+        compare instead of a SHA-256 per request) for as long as the verifier is the same."""
+        if header is None:
+            return False
+        accepted = self._accepted
+        if (
+            accepted is not None
+            and accepted[0] is verifier
+            and hmac.compare_digest(header, accepted[1])
+        ):
+            return True
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and verifier.check(token.strip()):
+            self._accepted = (verifier, header)
+            return True
+        return False
+
+
+class AgentAPI(FastAPI):
+    """The agent's FastAPI app; ``fast_path`` (when set) takes plain submissions first."""
+
+    fast_path: SubmitPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = self.fast_path
+        if (
+            path is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in _PATHS
+        ):
+            rest = await path.take(self, scope, receive, send)
+            if rest is None:
+                return
+            receive = rest
+        await super().__call__(scope, receive, send)
+
+
+def _refusal(app: FastAPI, exc: Exception, scope: Scope) -> Any:
+    """The ASGI answer the app's own exception handler gives (same status, body, headers)."""
+    handler = next(
+        app.exception_handlers[c] for c in type(exc).__mro__ if c in app.exception_handlers
+    )
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handler(Request(scope), exc)  # type: ignore[misc]  # the app's are async
+        await response(scope, receive, send)
+
+    return answer
+
+
+def _wait_of(query: bytes) -> float | None:
+    """The ``?wait=`` seconds (0 without one), or None for any other query (the route's).
+
+    >>> _wait_of(b""), _wait_of(b"wait=2.5"), _wait_of(b"wait=61"), _wait_of(b"x=1")
+    (0.0, 2.5, None, None)
+    """
+    if not query:
+        return 0.0
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    if len(pairs) != 1 or pairs[0][0] != "wait":
+        return None
+    try:
+        wait = float(pairs[0][1])
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= MAX_WAIT_S else None
+
+
+async def _read(receive: Receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

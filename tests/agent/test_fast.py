@@ -1,0 +1,91 @@
+"""The submission fast path answers plain submissions; everything else reaches the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from slothlab.agent import Executor, create_app
+from slothlab.agent._fast import AgentAPI
+from slothlab.protocol import TaskInfo
+
+from .conftest import AUTH, TOKEN
+
+Make = Callable[..., Executor]
+
+
+@pytest.fixture
+def app(executor: Executor) -> AgentAPI:
+    made = create_app(executor, token=TOKEN)
+    assert isinstance(made, AgentAPI) and made.fast_path is not None
+    return made
+
+
+@pytest.fixture
+def fast(app: AgentAPI) -> Iterator[TestClient]:
+    with TestClient(app, headers=AUTH) as client:
+        yield client
+
+
+def taken(app: AgentAPI) -> int:
+    assert app.fast_path is not None
+    return app.fast_path.taken
+
+
+def test_plain_submissions_take_the_fast_path(app: AgentAPI, fast: TestClient) -> None:
+    queued = fast.post("/v1/tasks", json={"kind": "shell", "source": "echo hi", "name": "n"})
+    assert queued.status_code == 202 and TaskInfo.model_validate(queued.json()).name == "n"
+    waited = fast.post("/v1/tasks", params={"wait": 20}, json={"kind": "lua", "source": "return 2"})
+    assert waited.status_code == 200 and waited.json()["result"] == [2]
+    batch = {"tasks": [{"kind": "shell", "source": f"echo {i}", "agent": "x"} for i in range(3)]}
+    done = fast.post("/v1/tasks:batch", params={"wait": 20}, json=batch)
+    assert done.status_code == 200
+    assert [t["stdout"] for t in done.json()["tasks"]] == ["0\n", "1\n", "2\n"]
+    assert taken(app) == 3
+    again = fast.post("/v1/tasks", params={"wait": 0}, json={"kind": "shell", "source": "true"})
+    assert again.status_code == 202 and taken(app) == 4
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "body", "status"),
+    [
+        ({"Authorization": "Bearer wrong"}, "", b'{"kind": "shell", "source": "true"}', 401),
+        ({}, "", b'{"kind": "shell", "source": "true"', 400),  # malformed
+        ({}, "", b'{"kind": "lua", "source": "x", "args": [NaN]}', 400),
+        ({}, "", b'{"kind": "lua", "source": "x", "args": ' + b"[" * 70 + b"]" * 70 + b"}", 400),
+        ({}, "", b'{"kind": "perl", "source": "x"}', 422),
+        ({}, "", b'{"kind": "shell", "source": "x", "extra": 1}', 422),
+        ({}, "?wait=61", b'{"kind": "shell", "source": "true"}', 422),
+        ({}, "?wait=nan", b'{"kind": "shell", "source": "true"}', 422),
+        ({"Content-Type": "text/plain"}, "", b'{"kind": "shell", "source": "true"}', 422),
+    ],
+)
+def test_everything_else_is_answered_by_the_routes(
+    app: AgentAPI, fast: TestClient, headers: dict[str, str], query: str, body: bytes, status: int
+) -> None:
+    sent = {"Content-Type": "application/json", **headers}
+    response = fast.post("/v1/tasks" + query, content=body, headers=sent)
+    assert response.status_code == status, response.text
+    assert "error" in response.json() and taken(app) == 0
+
+
+def test_unusual_but_valid_submissions_still_run(app: AgentAPI, fast: TestClient) -> None:
+    # a query the fast path does not know, and "NaN" inside a string: the route runs them
+    odd = fast.post("/v1/tasks?wait=20&x=1", json={"kind": "lua", "source": "return 'NaN'"})
+    assert odd.status_code == 200 and odd.json()["result"] == ["NaN"]
+    assert taken(app) == 0
+
+
+def test_executor_refusals_come_from_the_app_handlers(make_executor: Make) -> None:
+    executor = make_executor(capacity=1, max_queue=0)
+    app = create_app(executor, token=TOKEN)
+    with TestClient(app, headers=AUTH) as client:
+        response = client.post("/v1/tasks", json={"kind": "shell", "source": "true"})
+        executor.shutdown(grace_s=0.0)
+        closing = client.post("/v1/tasks:batch", json={"tasks": [{"kind": "lua", "source": "1"}]})
+    assert response.status_code == 429 and response.json()["error"]["code"] == "queue_full"
+    assert response.headers["retry-after"] == "1"
+    assert closing.status_code == 503 and "shutting down" in closing.json()["error"]["message"]
+    assert isinstance(app, AgentAPI) and taken(app) == 0
