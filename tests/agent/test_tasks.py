@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 from slothlab.agent import TaskRecord, TaskTable
@@ -76,6 +77,22 @@ def test_timed_out_waiters_do_not_pile_up() -> None:
         return [await r.changed(r.version, 0.01) for _ in range(5)]
 
     assert asyncio.run(main()) == [False] * 5
+    assert r._waiters == []
+
+
+def test_a_cancelled_waiter_leaves_nothing_behind() -> None:
+    r = record()
+
+    async def main() -> None:
+        waiting = asyncio.create_task(r.changed(r.version, 60.0))
+        while not r._waiters:  # until it registered
+            await asyncio.sleep(0)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        r.feed("stdout", b"late\n")  # a wake after the cancel is harmless
+
+    asyncio.run(main())
     assert r._waiters == []
 
 
