@@ -243,12 +243,12 @@ async def _round_trip(reader: Any, writer: Any, request: bytes) -> bool:
 
 
 async def _connection(
-    host: str, port: int, reqs: list[bytes], stop: float, interval: float | None, first: float
+    stream: tuple[Any, Any], reqs: list[bytes], stop: float, interval: float | None, first: float
 ) -> tuple[list[float], int]:
     """Closed loop (``interval`` None: the next request when the answer is in) or paced: one
     request every ``interval`` s from ``first``, latency counted from when it was due (so a
     slow server is not hidden by the client waiting for it)."""
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = stream
     latencies: list[float] = []
     bad = 0
     i = random.randrange(len(reqs))
@@ -285,14 +285,15 @@ def _python_worker(
     reqs = [_request(host, p, body) for p in paths]
 
     async def main() -> list[tuple[list[float], int]]:
-        t0 = time.monotonic() + 0.2  # connect first
+        streams = []  # every connection is open before the clock starts (agents stay connected)
+        for _ in range(conns):
+            streams.append(await asyncio.open_connection(host, int(port)))
+        t0 = time.monotonic() + 0.05
         interval = conns / rate if rate else None
         return await asyncio.gather(
             *(
-                _connection(
-                    host, int(port), reqs, t0 + seconds, interval, t0 + (interval or 0) * k / conns
-                )
-                for k in range(conns)
+                _connection(s, reqs, t0 + seconds, interval, t0 + (interval or 0) * k / conns)
+                for k, s in enumerate(streams)
             )
         )
 
