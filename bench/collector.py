@@ -25,23 +25,18 @@ Prints one JSON document. ``--seconds`` makes the run longer (default 20).
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
 import sys
-
-# bench/select.py would shadow the standard library's select module (which subprocess imports)
-# while bench/ leads sys.path: drop the folder, as bench/select.py itself does
-sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
 
 MODES = (
     "idle",

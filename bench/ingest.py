@@ -15,26 +15,20 @@ Prints one JSON document.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-# bench/select.py would shadow the standard library's select module (which subprocess imports)
-# while bench/ leads sys.path: drop the folder, as bench/select.py itself does
-sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
+import duckdb
+import numpy as np
+import pyarrow as pa
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import duckdb  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-
-from slothlab.metrics import MetricsHistory  # noqa: E402
+from slothlab.metrics import MetricsHistory
 
 T0 = 1_714_521_600  # 2024-05-01 00:00:00 UTC
 

@@ -25,7 +25,7 @@ Prints one JSON document:
   2-core machine the client shares the cores with the master (and with other work: see the
   load averages), so the measured rate is below the projection. Goal: 10,000 agents at 10 s.
 
-Run: ``.venv/bin/python bench/select.py [--agents 10000] [--decisions 2000] [--seconds 5]
+Run: ``.venv/bin/python bench/balancer.py [--agents 10000] [--decisions 2000] [--seconds 5]
 [--connections 16] [--intake-agents 2000] [--client auto|wrk|python] [--goal-rate 1000]
 [--paced-connections 50] [--extra-metrics 0] [--skip-select] [--no-fast-path]``.
 ``wrk`` is the Debian package ``wrk``.
@@ -33,34 +33,30 @@ Run: ``.venv/bin/python bench/select.py [--agents 10000] [--decisions 2000] [--s
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import importlib.util
+import json
+import multiprocessing
+import os
+import random
+import re
+import resource
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-# this file is called select.py: drop its folder from the path so `import select` is the stdlib's
-sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
+import numpy as np
+import psutil
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-
-from slothlab.master.balancer import Balancer  # noqa: E402
-from slothlab.master.registry import AgentRegistry  # noqa: E402
-from slothlab.protocol import AgentInfo, Heartbeat, SelectRequest  # noqa: E402
+from slothlab.master.balancer import Balancer
+from slothlab.master.registry import AgentRegistry
+from slothlab.protocol import AgentInfo, Heartbeat, SelectRequest
 
 TAGS = [f"t{i}" for i in range(10)]
 REGIONS = ["eu", "us", "ap", "sa"]
