@@ -11,20 +11,22 @@ Prints one JSON document, every number measured in this run. A local cluster
   task are timed in turn within each round, so the ratios compare the same moments;
 * ``throughput_per_s``: tasks per second for ``--serial-tasks`` tasks run one by one with
   ``run()`` from 4 client threads, and ``--tasks`` tasks (2,000 by default) in batches of
-  ``--batch`` with ``run_batch()`` (``POST /v1/tasks:batch?wait=``) from 2 client threads;
+  ``--batch`` with ``run_batch()`` (``POST /v1/tasks:batch?wait=``) from 2 client threads,
+  ``--repeat`` times (the median counts; every run is listed in ``batched_runs``);
 * ``raw_post``: the same ``requests.Session`` POSTing a small JSON body to a bare Starlette app on
   the same server stack (uvicorn, httptools, uvloop) in its own process: the floor of one round
   trip (and its rate from 4 threads);
 * ``peers``: Ray, dask.distributed and ipyparallel on the same machine with 2 workers (the
   ``bench`` extra), each in its own process after the cluster is down: one no-op task's
-  latency and ``--tasks`` no-op tasks at once; "not installed" when the package is missing.
+  latency and ``--tasks`` no-op tasks at once (``--repeat`` times, the median counts); "not
+  installed" when the package is missing.
 
 ``goals`` holds the issue's targets: direct p50 latency within 1.5x of the raw round trip, and
 batched throughput at least 2x Ray's. The machine's load average is recorded before and after:
 compare numbers only within one run.
 
-Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--serial-tasks 300] [--rounds 100]
-[--batch 500] [--peers ray,dask,ipyparallel | --peers none]``.
+Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--serial-tasks 200] [--rounds 100]
+[--batch 500] [--repeat 3] [--peers ray,dask,ipyparallel | --peers none]``.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http="httptools", loop
 # Each peer runs in its own process: argv = tasks, rounds; prints one JSON line.
 PEER_COMMON = """
 import json, statistics, sys, time
-N, R = int(sys.argv[1]), int(sys.argv[2])
+N, R, REPEAT = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+RUNS = []
 
 def noop(*_):
     return 1
@@ -91,8 +94,11 @@ def lat(fn):
 
 def rate(fn):
     fn(min(N, 200))
-    t = time.perf_counter(); fn(N)
-    return round(N / (time.perf_counter() - t), 1)
+    runs = []
+    for _ in range(REPEAT):
+        t = time.perf_counter(); fn(N); runs.append(round(N / (time.perf_counter() - t), 1))
+    RUNS.extend(runs)
+    return statistics.median(runs)
 """
 
 PEERS = {
@@ -104,7 +110,8 @@ ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_log
 f = ray.remote(noop)
 out = {"version": ray.__version__, "workers": 2,
        "latency_ms": lat(lambda: ray.get(f.remote())),
-       "throughput_per_s": rate(lambda n: ray.get([f.remote() for _ in range(n)]))}
+       "throughput_per_s": rate(lambda n: ray.get([f.remote() for _ in range(n)])),
+       "runs": RUNS}
 ray.shutdown()
 print(json.dumps(out))
 """,
@@ -119,7 +126,8 @@ cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
 client = Client(cluster)
 out = {"version": distributed.__version__, "workers": 2,
        "latency_ms": lat(lambda: client.submit(noop, time.perf_counter(), pure=False).result()),
-       "throughput_per_s": rate(lambda n: client.gather(client.map(noop, range(n), pure=False)))}
+       "throughput_per_s": rate(lambda n: client.gather(client.map(noop, range(n), pure=False))),
+       "runs": RUNS}
 client.close(); cluster.close()
 print(json.dumps(out))
 """,
@@ -137,7 +145,8 @@ out = {"version": ipp.__version__, "workers": 2,
        "latency_ms": lat(lambda: view.apply_sync(noop)),
        "direct_latency_ms": lat(lambda: rc[0].apply_sync(noop)),
        "throughput_per_s": rate(lambda n: [r.get() for r in [view.apply_async(noop)
-                                                               for _ in range(n)]])}
+                                                               for _ in range(n)]]),
+       "runs": RUNS}
 rc.close(); cluster.stop_cluster_sync()
 print(json.dumps(out))
 """,
@@ -224,6 +233,7 @@ def one_by_one(client: Any, kind: str, n: int, **where: Any) -> float:
 
 
 def batched(client: Any, kind: str, n: int, size: int, **where: Any) -> float:
+    """Tasks per second for ``n`` tasks in ``run_batch`` requests of ``size`` from 2 threads."""
     chunks = [
         [{"kind": kind, "source": NOOP[kind], **where}] * min(size, n - i)
         for i in range(0, n, size)
@@ -273,27 +283,31 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
                 "via_master_p50_over_raw": round(through["p50"] / floor, 2),
             }
         for kind in NOOP:
+            direct = [batched(agent, kind, args.tasks, args.batch) for _ in range(args.repeat)]
+            through = [
+                batched(master, kind, args.tasks, args.batch, agent="agent-1")
+                for _ in range(args.repeat)
+            ]
             doc["throughput_per_s"][kind] = {
                 "direct_one_by_one": one_by_one(agent, kind, args.serial_tasks),
-                "direct_batched": batched(agent, kind, args.tasks, args.batch),
+                "direct_batched": statistics.median(direct),
                 "via_master_one_by_one": one_by_one(
                     master, kind, args.serial_tasks, agent="agent-1"
                 ),
-                "via_master_batched": batched(
-                    master, kind, args.tasks, args.batch, agent="agent-1"
-                ),
+                "via_master_batched": statistics.median(through),
+                "batched_runs": {"direct": direct, "via_master": through},
             }
         return doc
     finally:
         cluster.down(home, grace_s=5)
 
 
-def peer(name: str, n: int, rounds: int, timeout_s: float) -> Any:
+def peer(name: str, n: int, rounds: int, repeat: int, timeout_s: float) -> Any:
     module, code = PEERS[name]
     if importlib.util.find_spec(module) is None:
         return "not installed (pip install -e '.[bench]')"
     proc = subprocess.Popen(
-        [sys.executable, "-c", PEER_COMMON + code, str(n), str(rounds)],
+        [sys.executable, "-c", PEER_COMMON + code, str(n), str(rounds), str(repeat)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -335,9 +349,12 @@ def goals(doc: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per batched run")
-    parser.add_argument("--serial-tasks", type=int, default=300, help="tasks run one by one")
+    parser.add_argument("--serial-tasks", type=int, default=200, help="tasks run one by one")
     parser.add_argument("--rounds", type=int, default=100, help="tasks per latency run")
     parser.add_argument("--batch", type=int, default=500, help="tasks per batch request")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="batched runs (ours and peers'); the median counts"
+    )
     parser.add_argument("--peers", default="ray,dask,ipyparallel", help="comma list or 'none'")
     parser.add_argument("--peer-timeout", type=float, default=120.0, help="seconds per peer")
     args = parser.parse_args()
@@ -349,6 +366,7 @@ def main() -> None:
         "serial_tasks": args.serial_tasks,
         "rounds": args.rounds,
         "batch": args.batch,
+        "repeat": args.repeat,
         "cpus": os.cpu_count(),
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
     }
@@ -357,7 +375,9 @@ def main() -> None:
     unknown = sorted(set(names) - set(PEERS))
     if unknown:
         parser.error(f"unknown peers {unknown}; choose from {sorted(PEERS)}")
-    doc["peers"] = {n: peer(n, args.tasks, args.rounds, args.peer_timeout) for n in names}
+    doc["peers"] = {
+        n: peer(n, args.tasks, args.rounds, args.repeat, args.peer_timeout) for n in names
+    }
     doc["goals"] = goals(doc)
     settings["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     settings["seconds"] = round(time.perf_counter() - started, 1)
