@@ -32,10 +32,10 @@ for _ in $(seq 1 40); do  # the first heartbeats reach the history within a few 
     [ "${n:-0}" -ge 2 ] && break
     sleep 0.5
 done
-"$SLOTHLAB" query "select host, metric, count(*) as samples, round(avg(value), 1) as mean,
-    round(max(value), 1) as peak from samples
-    where metric in ('cpu_percent', 'memory_percent', 'load1') group by host, metric
-    order by host, metric"
+"$SLOTHLAB" query "select host, metric, count(*) as samples, round(avg(value), 3) as mean,
+    round(max(value), 3) as peak from samples
+    where metric in ('slothlab_cpu_usage_ratio', 'slothlab_memory_usage_ratio', 'slothlab_load1')
+    group by host, metric order by host, metric"
 
 MASTER="$("$SLOTHLAB" status --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["master_url"])')"
 cat <<EOF

@@ -309,8 +309,8 @@ def logs_command(task_id: str, master_url: str | None) -> None:
 def query_command(sql: str, master_url: str | None, as_json: bool) -> None:
     """Run read-only SQL over the master's metrics history (table ``samples``).
 
-    Example: slothlab query "select host, avg(value) from samples where metric = 'cpu_percent'
-    group by host"
+    Example: slothlab query "select host, avg(value) from samples
+    where metric = 'slothlab_cpu_usage_ratio' group by host"
     """
     from rich.console import Console
 

@@ -112,17 +112,20 @@ def test_heartbeat_metrics_reach_the_history_and_query(make_master: Callable[...
         rows = client.post("/v1/query", json={"sql": sql}).json()
         assert rows["columns"] == ["host", "metric", "value"]
         assert [r["metric"] for r in rows["rows"]] == [
-            "cpu_percent",
             "slothlab_agent_tasks_queued",
             "slothlab_agent_tasks_running",
+            "slothlab_cpu_usage_ratio",
         ]
         arrow = client.post(
             "/v1/query",
-            json={"sql": "SELECT value FROM samples WHERE metric = ?", "params": ["cpu_percent"]},
+            json={
+                "sql": "SELECT value FROM samples WHERE metric = ?",
+                "params": ["slothlab_cpu_usage_ratio"],
+            },
             headers={"Accept": "application/vnd.apache.arrow.stream"},
         )
         table = pa.ipc.open_stream(arrow.content).read_all()
-        assert table.column("value").to_pylist() == [12.5]
+        assert table.column("value").to_pylist() == [0.125]
         refused = client.post("/v1/query", json={"sql": "DELETE FROM samples"})
         assert refused.status_code == 400
     assert master.intake.skipped == 1

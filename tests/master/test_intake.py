@@ -147,7 +147,7 @@ def test_heartbeats_over_a_real_socket_reach_sqlite_and_the_history(
         assert app.heartbeats is not None and app.heartbeats.taken == 5
         master.flush()
         rows = master.history.sql(
-            "SELECT count(*) FROM samples WHERE host = 'a' AND metric = 'cpu_percent'"
+            "SELECT count(*) FROM samples WHERE host = 'a' AND metric = 'slothlab_cpu_usage_ratio'"
         ).values.tolist()
         assert rows == [[5]]
     master.close()
@@ -170,12 +170,15 @@ def test_metrics_intake_skips_bad_names_and_non_finite_values_and_counts_them() 
     assert intake.flush() == 9 and intake.skipped == 4 and intake.pending == 0
     sql = "SELECT epoch(ts), host, metric, value FROM samples ORDER BY ts, metric"
     assert [tuple(r) for r in history.sql(sql).values.tolist()] == [
-        (1.0, "h", "cpu_percent", 1.0), (1.0, "h", "slothlab_agent_tasks_queued", 0.0),
+        (1.0, "h", "slothlab_agent_tasks_queued", 0.0),
         (1.0, "h", "slothlab_agent_tasks_running", 1.0),
-        (2.0, "h", "cpu_percent", 1.0), (2.0, "h", "slothlab_agent_tasks_queued", 0.0),
+        (1.0, "h", "slothlab_cpu_usage_ratio", 0.01),
+        (2.0, "h", "slothlab_agent_tasks_queued", 0.0),
         (2.0, "h", "slothlab_agent_tasks_running", 1.0),
-        (3.0, "g", "cpu_percent", 3.0), (3.0, "g", "slothlab_agent_tasks_queued", 2.0),
+        (2.0, "h", "slothlab_cpu_usage_ratio", 0.01),
+        (3.0, "g", "slothlab_agent_tasks_queued", 2.0),
         (3.0, "g", "slothlab_agent_tasks_running", 0.0),
+        (3.0, "g", "slothlab_cpu_usage_ratio", 0.03),
     ]  # fmt: skip
     history.close()
 
@@ -192,3 +195,37 @@ def test_a_new_verifier_drops_the_remembered_token(make_master: Callable[..., Ma
         rotated = {"Authorization": "Bearer rotated"}
         assert client.post("/v1/agents/a/heartbeat", json=BEAT, headers=rotated).is_success
     assert app.heartbeats is not None and app.heartbeats.taken == 2
+
+
+def test_heartbeat_host_metrics_go_to_the_history_under_the_collectors_names() -> None:
+    from slothlab.agent.app import host_metrics
+    from slothlab.master.scraper import CAPACITY, HEARTBEAT_METRICS, MetricsIntake
+    from slothlab.metrics import MetricsHistory
+    from slothlab.metrics.collector import readings
+    from slothlab.metrics.names import HOST_METRICS
+    from slothlab.protocol import Heartbeat
+
+    assert {h.metric for h in HEARTBEAT_METRICS.values()} - set(HOST_METRICS) == {CAPACITY}
+    snap = {
+        "cpu": {"percent": 12.5, "ratio": 0.125},
+        "memory": {"percent": 40.0, "ratio": 0.4, "available_bytes": 3 * 2**30 + 5 * 2**20},
+        "disk": {"/": {"percent": 70.0, "ratio": 0.7, "free_bytes": 17 * 2**30 + 2**20}},
+        "load": {"load1": 0.5, "load5": 0.25, "load15": 1.5},
+    }
+    sent = {**host_metrics(snap), "effective_capacity": 3.0, "jobs_done_total": 4.0}
+    assert set(sent) == {*HEARTBEAT_METRICS, "jobs_done_total"}  # the test covers every name
+    history = MetricsHistory(":memory:", background=False)
+    intake = MetricsIntake(history)
+    intake.receive("h", Heartbeat(running=1, queued=0, metrics=sent), 1.0)
+    assert intake.flush() == 12
+    frame = history.sql("SELECT metric, labels, value FROM samples ORDER BY metric")
+    got = {(m, tuple(sorted(lb.items())), v) for m, lb, v in frame.values.tolist()}
+    from_collector = {(r.name, tuple(sorted(r.labels.items())), r.value) for r in readings(snap)}
+    assert from_collector <= got  # same names, labels and values (bytes exact) as the collector
+    assert got - from_collector == {
+        (CAPACITY, (), 3.0),
+        ("jobs_done_total", (), 4.0),  # custom metrics keep their names
+        ("slothlab_agent_tasks_queued", (), 0.0),
+        ("slothlab_agent_tasks_running", (), 1.0),
+    }
+    history.close()
