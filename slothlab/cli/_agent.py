@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from slothlab._rlimits import raise_open_files_limit
 from slothlab.errors import SlothlabError
 
 __all__ = ["agent_group"]
@@ -68,6 +69,7 @@ def start_command(**options: Any) -> None:
 def _start(opts: dict[str, Any]) -> None:
     from slothlab.config import load_settings
 
+    raise_open_files_limit()  # keep-alive clients, task pipes and log streams add up
     settings = load_settings()
     name = opts["name"] or socket.gethostname().split(".")[0] or "agent"
     if not _NAME.match(name):

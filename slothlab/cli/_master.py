@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from slothlab._rlimits import raise_open_files_limit
 from slothlab.errors import SlothlabError
 
 __all__ = ["master_command"]
@@ -61,6 +62,7 @@ def _start(opts: dict[str, Any]) -> None:
     from slothlab.config import load_settings
     from slothlab.master import Master, MasterConfig, create_app, dashboard_app
 
+    raise_open_files_limit()  # a socket per keep-alive agent: 10,000 agents need > 1,024
     settings = load_settings()
     token = _token(opts["token_file"])
     host = opts["host"] or settings.get("master.host")
