@@ -89,3 +89,34 @@ def test_executor_refusals_come_from_the_app_handlers(make_executor: Make) -> No
     assert response.headers["retry-after"] == "1"
     assert closing.status_code == 503 and "shutting down" in closing.json()["error"]["message"]
     assert isinstance(app, AgentAPI) and taken(app) == 0
+
+
+BODIES = [
+    b'{"kind":"shell","source":"true","kind":"lua"}',  # a duplicate key: the last one counts
+    b'\xef\xbb\xbf{"kind":"lua","source":"return 1"}',  # a byte order mark
+    b'{"kind":"lua","source":"return 1","name":"\\ud800"}',  # a lone surrogate
+    b'{"kind":"lua","source":"return \xff"}',  # not UTF-8
+    b'{"kind":"lua","source":"return 1","args":[1e400]}',
+    b'{"kind":"lua","source":"return 1","args":[123456789012345678901234567890]}',
+    b'{"kind":"lua","source":"return 1","timeout_s":"5","priority":1.0}',  # lax numbers
+    b'{"kind":"lua","source":"return NaN"}',  # the word inside a string
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_the_fast_path_and_the_route_agree(make_executor: Make, body: bytes) -> None:
+    answers = []
+    for fast_path in (True, False):
+        executor = make_executor(capacity=1)
+        app = create_app(executor, token=TOKEN)
+        assert isinstance(app, AgentAPI)
+        if not fast_path:
+            app.fast_path = None
+        headers = {**AUTH, "Content-Type": "application/json"}
+        with TestClient(app) as client:
+            response = client.post("/v1/tasks", content=body, headers=headers)
+        tasks = executor.recent()
+        assert all(t.wait(30) for t in tasks)  # ended before the executor is shut down
+        request = tasks[0].request.model_dump() if tasks else None
+        answers.append((response.status_code, request))
+    assert answers[0] == answers[1]
