@@ -334,7 +334,7 @@ def goals(doc: dict[str, Any]) -> dict[str, Any]:
     for kind in ("shell", "lua"):
         ratio = doc["latency_ms"][kind]["direct_p50_over_raw"]
         out["direct_latency_within_1.5x_raw"][kind] = {"ratio": ratio, "met": ratio <= 1.5}
-    ray = doc["peers"].get("ray")
+    ray = doc["peers"].get("ray", "not run (see --peers)")
     for kind in ("shell", "lua"):
         if isinstance(ray, dict):
             ratio = round(
@@ -370,11 +370,11 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
     }
-    doc = ours(args)
     names = [] if args.peers == "none" else [p for p in args.peers.split(",") if p]
     unknown = sorted(set(names) - set(PEERS))
     if unknown:
         parser.error(f"unknown peers {unknown}; choose from {sorted(PEERS)}")
+    doc = ours(args)
     doc["peers"] = {
         n: peer(n, args.tasks, args.rounds, args.repeat, args.peer_timeout) for n in names
     }
