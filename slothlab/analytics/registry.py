@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TypeAlias
@@ -40,6 +41,7 @@ _factories: dict[str, DetectorFactory] = {
     "isolation_forest": IsolationForestDetector,
 }
 _loaded = False
+_load_lock = threading.Lock()
 
 
 def register(name: str, factory: DetectorFactory) -> None:
@@ -71,6 +73,9 @@ def _load_entry_points() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        _factories[ep.name] = ep.load()
+    with _load_lock:  # threads asking at once wait for the first to finish loading
+        if _loaded:
+            return
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            _factories[ep.name] = ep.load()
+        _loaded = True

@@ -7,6 +7,7 @@ replace a built-in of the same name.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -42,6 +43,7 @@ class Registry:
     def __init__(self) -> None:
         self._modules: dict[str, LuaModule] = {}
         self._loaded = False
+        self._load_lock = threading.Lock()
 
     def register(self, module: LuaModule) -> None:
         """Add ``module`` (or replace the one of the same name)."""
@@ -68,13 +70,18 @@ class Registry:
         return [m for m in chosen if m.capability is None or getattr(caps, m.capability)]
 
     def _load(self) -> None:
+        # Runtimes are made on several threads at once (an agent, a master): the first loads,
+        # the others wait, so none sees a half-filled registry.
         if self._loaded:
             return
-        self._loaded = True
-        for path, cls_name in _BUILTINS:
-            self.register(getattr(import_module(path), cls_name)())
-        for ep in entry_points(group="slothlab.lua_modules"):
-            self.register(ep.load()())
+        with self._load_lock:
+            if self._loaded:
+                return
+            for path, cls_name in _BUILTINS:
+                self.register(getattr(import_module(path), cls_name)())
+            for ep in entry_points(group="slothlab.lua_modules"):
+                self.register(ep.load()())
+            self._loaded = True
 
 
 registry = Registry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from importlib.metadata import entry_points
 
 from slothlab.errors import UnknownStrategyError
@@ -11,6 +12,7 @@ __all__ = ["get", "names", "register"]
 
 _strategies: dict[str, type[Strategy]] = {}
 _loaded = False
+_load_lock = threading.Lock()
 
 
 def register(name: str, cls: type[Strategy]) -> None:
@@ -37,13 +39,19 @@ def names() -> list[str]:
 
 
 def _load() -> None:
+    # Requests arrive on several threads at once: the first loads, the others wait for it (a
+    # flag set before loading let a second thread see an empty registry).
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    from slothlab.master.balancer import strategies as s
+    with _load_lock:
+        if _loaded:
+            return
+        from slothlab.master.balancer import strategies as s
 
-    for cls in (s.WeightedRoundRobin, s.LeastConnections, s.ResourceAware, s.Affinity, s.Random):
-        _strategies.setdefault(cls.name, cls)
-    for ep in entry_points(group="slothlab.balancers"):
-        _strategies[ep.name] = ep.load()
+        builtins = (s.WeightedRoundRobin, s.LeastConnections, s.ResourceAware, s.Affinity, s.Random)
+        for cls in builtins:
+            _strategies.setdefault(cls.name, cls)
+        for ep in entry_points(group="slothlab.balancers"):
+            _strategies[ep.name] = ep.load()
+        _loaded = True
