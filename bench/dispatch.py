@@ -31,31 +31,27 @@ Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--serial-tasks 200] [-
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
-# bench/select.py would shadow the stdlib `select` (imported by socket, subprocess): drop bench/
-sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
+import requests
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import requests  # noqa: E402
-
-from slothlab import cluster  # noqa: E402
-from slothlab.client import AgentClient, Controller  # noqa: E402
+from slothlab import cluster
+from slothlab.client import AgentClient, Controller
 
 RAW_APP = """
 import sys, uvicorn
