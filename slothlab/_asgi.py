@@ -27,6 +27,8 @@ __all__ = [
     "BodyGuard",
     "error_response",
     "install_error_handlers",
+    "read_body",
+    "replay_body",
     "require",
 ]
 
@@ -142,7 +144,7 @@ class BodyGuard:
             if problem:
                 await _send_error(send, 400, "bad_json", problem)
                 return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay_body(body, receive), send)
 
     async def _too_large(self, send: Send) -> None:
         limit = self.max_body_bytes
@@ -150,7 +152,26 @@ class BodyGuard:
         await _send_error(send, 413, "too_large", message)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body from ``receive``, or None when the client went away."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body  # the common case: one message
+    chunks = [body]
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands ``body`` over once, then defers to the real one."""
     sent = False
 
     async def replay() -> Message:

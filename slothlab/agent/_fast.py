@@ -36,13 +36,13 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from slothlab._asgi import MAX_JSON_DEPTH, check_json
+from slothlab._asgi import MAX_JSON_DEPTH, check_json, read_body, replay_body
 from slothlab.agent._answers import batch_response, task_response, wait_all, wait_done
 from slothlab.errors import AgentBusyError, AgentError
 from slothlab.protocol import MAX_WAIT_S, BatchRequest, TaskRequest
 
 if TYPE_CHECKING:
-    from starlette.types import Message, Receive, Scope, Send
+    from starlette.types import Receive, Scope, Send
 
     from slothlab.agent.executor import Executor
     from slothlab.security import TokenVerifier
@@ -96,12 +96,12 @@ class SubmitPath:
             or not self._authorized(auth, app.state.verifier)
         ):
             return receive
-        body = await _read(receive)
+        body = await read_body(receive)
         if body is None:
             return None  # the client went away: nothing to answer
         parsed = self._parse(body, batch)
         if parsed is None:
-            return _replay(body, receive)
+            return replay_body(body, receive)
         try:
             records = self.executor.submit_many(parsed)
         except (AgentBusyError, AgentError) as exc:
@@ -200,27 +200,3 @@ def _wait_of(query: bytes) -> float | None:
     except ValueError:
         return None
     return wait if 0 <= wait <= MAX_WAIT_S else None
-
-
-async def _read(receive: Receive) -> bytes | None:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from slothlab._asgi import read_body, replay_body
 from slothlab.errors import UnknownAgentError
 from slothlab.protocol import Heartbeat
 
@@ -125,11 +126,11 @@ class HeartbeatPath:
             or not self._authorized(auth, verifier)
         ):
             return receive
-        body = await _read(receive)
+        body = await read_body(receive)
         if body is None:
             return None  # the client went away: nothing to answer
         if not self._record(name, body):
-            return _replay(body, receive)
+            return replay_body(body, receive)
         await send(self._start)
         await send(self._body)
         return None
@@ -169,36 +170,6 @@ class HeartbeatPath:
             return False
         self.taken += 1
         return True
-
-
-async def _read(receive: Receive) -> bytes | None:
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        return None
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 class MasterAPI(FastAPI):
