@@ -39,11 +39,24 @@ def attach(group: click.Group) -> None:
         group.add_command(command)
 
 
-def _run(history_path: Path | None, action: Callable[[MetricsHistory], Any]) -> Any:
-    """Open the history, run ``action`` and close; one-line errors, exit 1."""
+def _run(
+    history_path: Path | None, action: Callable[[MetricsHistory], Any], *, read: bool = False
+) -> Any:
+    """Open the history, run ``action`` and close; one-line errors, exit 1.
+
+    ``read``: the command only reads, so a ``--history`` file that does not exist is a mistake
+    (a typo would otherwise create an empty history and print no rows).
+    """
     from slothlab.errors import SlothlabError
     from slothlab.metrics import MetricsHistory
 
+    if read and history_path is not None and not history_path.exists():
+        click.echo(
+            f"error: no metrics history at {history_path}; check the path, or fill one with "
+            "`slothlab metrics import FILE --history PATH`",
+            err=True,
+        )
+        sys.exit(1)
     try:
         if history_path is None:
             history = MetricsHistory.from_settings(background=False)
@@ -171,7 +184,7 @@ def query_command(
             level=level,
         )
 
-    click.echo(_render(_run(history_path, action), fmt))
+    click.echo(_render(_run(history_path, action, read=True), fmt))
 
 
 @click.command("export")
@@ -192,7 +205,7 @@ def export_command(
     def action(history: MetricsHistory) -> list[str]:
         return history.export_parquet(directory, start=_time(start), end=_time(end), level=level)
 
-    days = _run(history_path, action)
+    days = _run(history_path, action, read=True)
     click.echo(json.dumps({"directory": str(directory), "level": level, "days": days}))
 
 

@@ -56,7 +56,10 @@ def test_import_query_export(tmp_path: Path, series_csv: Path) -> None:
 
 
 def test_errors_are_one_line(tmp_path: Path) -> None:
+    from slothlab.metrics import MetricsHistory
+
     db = str(tmp_path / "h.duckdb")
+    MetricsHistory(db, background=False).close()
     code, _, err = run("query", "--sql", "DELETE FROM samples", "--history", db)
     assert code == 1 and err.startswith("error: sql() runs read-only") and "Traceback" not in err
     code, _, err = run("import", str(tmp_path / "missing.csv"), "--host", "h", "--history", db)
@@ -67,6 +70,15 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert code == 2 and "KEY=VALUE" in err
     code, out, _ = run("query", "nothing", "--history", db)
     assert code == 0 and out.strip() == "(no rows)"
+
+
+def test_reading_a_missing_history_is_an_error_not_an_empty_file(tmp_path: Path) -> None:
+    db = tmp_path / "typo.duckdb"
+    for args in (["query", "cpu"], ["query", "--sql", "SELECT 1"], ["export", str(tmp_path / "o")]):
+        code, _, err = run(*args, "--history", str(db))
+        assert code == 1, (args, err)
+        assert err.startswith(f"error: no metrics history at {db}") and err.count("\n") == 1
+    assert not db.exists()
 
 
 def test_default_history_lives_in_slothlab_home(slothlab_home: Path, series_csv: Path) -> None:
