@@ -24,13 +24,31 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Detector", "HostDetector"]
+__all__ = ["Detector", "HostDetector", "seconds"]
+
+
+def seconds(timestamps: ArrayLike) -> NDArray[np.float64]:
+    """Epoch seconds from numbers, datetime64 values or (tz-aware) Timestamps.
+
+    A pandas DatetimeIndex read as plain floats would be nanoseconds (or microseconds).
+
+    >>> seconds(np.array(["1970-01-02"], dtype="datetime64[us]")).tolist()
+    [86400.0]
+    >>> seconds([1.5, 2]).tolist()
+    [1.5, 2.0]
+    """
+    arr = np.asarray(timestamps)
+    if arr.dtype.kind == "M":
+        return arr.astype("datetime64[ns]").astype(np.int64) / 1e9
+    if arr.dtype == object and arr.size and hasattr(arr.flat[0], "timestamp"):
+        return np.asarray([t.timestamp() for t in arr.ravel()], dtype=np.float64)
+    return np.asarray(arr, dtype=np.float64)
 
 
 def _stamps(timestamps: ArrayLike | None, n: int) -> list[float | None]:
     if timestamps is None:
         return [None] * n
-    out: list[float | None] = np.asarray(timestamps, dtype=np.float64).tolist()
+    out: list[float | None] = [*seconds(timestamps).ravel().tolist()]
     if len(out) != n:
         from slothlab.errors import AnalyticsError
 

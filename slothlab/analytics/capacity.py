@@ -136,7 +136,9 @@ class Crossing:
 def _clean(timestamps: Any, values: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     import numpy as np
 
-    t = np.asarray(timestamps, dtype=np.float64)
+    from slothlab.analytics.base import seconds
+
+    t = seconds(timestamps)
     y = np.asarray(values, dtype=np.float64)
     if t.shape != y.shape or t.ndim != 1:
         raise AnalyticsError(

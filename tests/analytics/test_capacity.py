@@ -137,3 +137,13 @@ def test_report_marks_short_series_and_rejects_bad_by(history: MetricsHistory) -
     assert set(short["status"]) == {"insufficient data"}
     with pytest.raises(AnalyticsError, match="by must be"):
         capacity_report(history, by="region")
+
+
+def test_time_to_threshold_reads_a_datetime_index_as_epoch_seconds() -> None:
+    t, y = _series(10, 50e9, -3e9, 1e7)
+    idx = pd.to_datetime(t, unit="s").as_unit("us")
+    from_index = time_to_threshold(idx, y, 10e9, direction="down")
+    from_seconds = time_to_threshold(t, y, 10e9, direction="down")
+    assert from_index.status == from_seconds.status == "crossing"
+    assert from_index.likely == pytest.approx(from_seconds.likely)
+    assert from_index.now == pytest.approx(NOW - 600.0)

@@ -215,3 +215,14 @@ def test_context_batch_equals_stream_on_extreme_values() -> None:
     stream = [det.update(v) for v in values]
     np.testing.assert_array_equal(ContextDetector().score_batch(values), stream)
     assert stream[400] == 1.0
+
+
+def test_score_batch_reads_a_datetime_index_as_epoch_seconds() -> None:
+    idx = pd.date_range("2024-05-01", periods=400, freq="10min", unit="us")
+    values = np.sin(np.arange(400) / 6.0)
+    values[350] = 9.0
+    from_index = get("default").score_batch(values, idx)
+    from_seconds = get("default").score_batch(values, idx.asi8 / 1e6)
+    assert from_index.tolist() == from_seconds.tolist()
+    aware = get("default").score_batch(values, idx.tz_localize("UTC"))
+    assert aware.tolist() == from_seconds.tolist()
