@@ -449,7 +449,8 @@ class AlertManager:
             if (fp == target or r["name"] == target) and r["state"] in states
         ]
         if not rows:
-            active = sorted({r["name"] for r in self._active.values()}) or ["none"]
+            active = sorted({f"{r['name']} ({r['state']})" for r in self._active.values()})
+            active = active or ["none"]
             raise AlertError(
                 f"no {'/'.join(states)} alert {target!r}; active alerts: {', '.join(active)}"
             )
