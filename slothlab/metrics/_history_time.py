@@ -1,7 +1,7 @@
 """Times and durations as the history's callers write them, turned into one form.
 
->>> parse_duration("5m"), parse_duration(90), parse_duration("1.5h")
-(300.0, 90.0, 5400.0)
+>>> parse_duration("5m"), parse_duration(90), parse_duration("1.5h"), parse_duration("90")
+(300.0, 90.0, 5400.0, 90.0)
 >>> to_datetime(0).isoformat()
 '1970-01-01T00:00:00+00:00'
 >>> to_datetime("-1h", now=7200.0).isoformat()
@@ -21,17 +21,17 @@ TimeLike = datetime | float | int | str
 """A point in time: a datetime (naive means UTC), epoch seconds, ISO text, "now" or "-15m"."""
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 
 
 def parse_duration(value: float | int | str | timedelta) -> float:
-    """Seconds in ``value``: a number, a timedelta, or text like ``30s``, ``5m``, ``1d``."""
+    """Seconds in ``value``: a number, a timedelta, or text like ``30s``, ``5m``, ``1d``, ``90``."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise HistoryError(
             f"{value!r} is not a duration; give seconds, a timedelta or text like '30s', '5m', '1h'"

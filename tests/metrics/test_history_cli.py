@@ -47,6 +47,9 @@ def test_import_query_export(tmp_path: Path, series_csv: Path) -> None:
         "query", "cpu_busy", "--start", "2024-05-01T00:08:00Z", "--format", "csv", "--history", db
     )
     assert out.splitlines()[0] == "ts,host,metric,labels,value" and len(out.splitlines()) == 3
+    code, out, err = run("query", "cpu_busy", "--step", "300", "--format", "json", "--history", db)
+    assert code == 0, err  # a bare number is seconds, as the error for a bad --step says
+    assert [r["value"] for r in json.loads(out)] == [2.0, 7.0]
     code, out, _ = run("query", "--sql", "SELECT count(*) AS n FROM samples", "--history", db)
     assert code == 0 and out.split() == ["n", "10"]
     code, out, err = run("export", str(tmp_path / "pq"), "--history", db)
