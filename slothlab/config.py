@@ -261,7 +261,19 @@ def parse_value(text: str, like: Any = None, *, key: str = "value") -> Any:
         value = float(value)
     if isinstance(like, list) and not isinstance(value, list):
         raise ConfigError(f'{key}={text!r} is not a list; write it as ["a", "b"]')
+    if isinstance(like, int | float) and not isinstance(like, bool):
+        _check_range(key, text, value, like)
     return value
+
+
+def _check_range(key: str, text: str, value: float, like: float) -> None:
+    """Every known number is a size, count, time or port: finite and not negative (0: off)."""
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(
+            f"{key}={text!r} must be a finite number, 0 or more; give one like {like}"
+        )
+    if key.endswith(".port") and value > 65535:
+        raise ConfigError(f"{key}={text!r} is not a port; give one from 0 to 65535")
 
 
 _NO_VALUE: Any = object()

@@ -194,6 +194,10 @@ def test_known_keys_are_typed_like_their_default(text: str, like: object, value:
         ("true", 2, "not a whole number"),
         ("fast", 1.5, "not a number"),
         ("a", [], "not a list"),
+        ("-5", 8701, "0 or more"),
+        ("-0.5", 1.5, "0 or more"),
+        ("nan", 1.5, "finite"),
+        ("inf", 1.5, "finite"),
     ],
 )
 def test_wrong_type_for_a_known_key(text: str, like: object, message: str) -> None:
@@ -444,3 +448,9 @@ def _main() -> click.Group:
     from slothlab.cli import main
 
     return main
+
+
+def test_a_port_setting_must_be_a_port() -> None:
+    assert parse_value("0", 8701, key="agent.port") == 0
+    with pytest.raises(ConfigError, match="not a port; give one from 0 to 65535"):
+        parse_value("70000", 8701, key="agent.port")
