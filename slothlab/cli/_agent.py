@@ -82,6 +82,11 @@ def _start(opts: dict[str, Any]) -> None:
     host = opts["host"] or settings.get("agent.host")
     port = opts["port"] if opts["port"] is not None else int(settings.get("agent.port"))
     capacity = opts["capacity"] or int(settings.get("agent.capacity"))
+    if not 0 <= port <= 65535 or capacity < 1:  # the settings file or environment said so
+        raise click.ClickException(
+            f"agent.port={port} / agent.capacity={capacity}: the port must be 0 to 65535 and "
+            "the capacity at least 1; fix the setting or give --port / --capacity"
+        )
     tags = [t.strip() for t in opts["tags"].split(",") if t.strip()]
     _run(settings, opts, name=name, token=token, host=host, port=port, cap=capacity, tags=tags)
 

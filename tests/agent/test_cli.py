@@ -155,3 +155,15 @@ def test_bad_name_is_refused(start_agent: Callable[..., Agent]) -> None:
     agent = start_agent("--port", "0", "--name", "no spaces please")
     assert agent.proc.wait(30) == 2
     assert "--name" in agent.proc.stderr.read()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("key", "value"), [("PORT", "-5"), ("CAPACITY", "-1")])
+def test_bad_port_or_capacity_setting_is_a_one_line_error(
+    start_agent: Callable[..., Agent], monkeypatch: pytest.MonkeyPatch, key: str, value: str
+) -> None:
+    monkeypatch.setenv(f"SLOTHLAB_AGENT_{key}", value)
+    agent = start_agent("--name", "bad-settings")
+    assert agent.proc.wait(30) == 1
+    err = agent.proc.stderr.read()  # type: ignore[union-attr]
+    assert err.startswith("Error: agent.port=") and "Traceback" not in err
+    assert err.count("\n") == 1
