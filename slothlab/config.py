@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "agent.host": "127.0.0.1",
     "agent.port": 8701,
     "agent.capacity": 4,  # tasks run at once
+    "agent.tags": [],  # tags when `agent start` has no --tags, e.g. ["web", "eu"]
     "agent.heartbeat_interval_s": 5.0,
     "agent.result_ttl_s": 3600.0,  # how long finished tasks are kept
     "agent.max_results": 1000,  # finished tasks kept at most

@@ -29,7 +29,7 @@ def agent_group() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (0: a free one; default 8701).")
 @click.option("--url", "advertise", help="URL others reach the agent at (default from host:port).")
 @click.option("--master", help="Master URL to register with (default: setting master.url).")
-@click.option("--tags", default="", help="Comma-separated tags, e.g. web,eu.")
+@click.option("--tags", default="", help="Comma-separated tags, e.g. web,eu (default: agent.tags).")
 @click.option("--region", help="Region label used by the master's affinity strategy.")
 @click.option("--capacity", type=click.IntRange(1, 10_000), help="Tasks run at once.")
 @click.option(
@@ -88,6 +88,7 @@ def _start(opts: dict[str, Any]) -> None:
             "the capacity at least 1; fix the setting or give --port / --capacity"
         )
     tags = [t.strip() for t in opts["tags"].split(",") if t.strip()]
+    tags = tags or [str(t) for t in settings.get("agent.tags")]
     _run(settings, opts, name=name, token=token, host=host, port=port, cap=capacity, tags=tags)
 
 

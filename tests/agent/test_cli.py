@@ -167,3 +167,13 @@ def test_bad_port_or_capacity_setting_is_a_one_line_error(
     err = agent.proc.stderr.read()  # type: ignore[union-attr]
     assert err.startswith("Error: agent.port=") and "Traceback" not in err
     assert err.count("\n") == 1
+
+
+def test_tags_come_from_the_agent_tags_setting(
+    start_agent: Callable[..., Agent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLOTHLAB_AGENT_TAGS", '["web", "eu"]')  # as `config set agent.tags`
+    agent = start_agent("--name", "tagged", "--port", "0")
+    agent.ready()
+    info = requests.get(agent.url + "/v1/info", headers=AUTH, timeout=5).json()
+    assert info["tags"] == ["web", "eu"]
