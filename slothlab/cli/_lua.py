@@ -31,7 +31,10 @@ class _NotJson(Exception):
 def lua_command(
     file: Path | None, code: str | None, timeout: float | None, show_traceback: bool
 ) -> None:
-    """Run a Lua chunk locally and print what it returns as JSON (one value, or a list)."""
+    """Run a Lua chunk locally and print what it returns as JSON (one value, or a list).
+
+    FILE may be - for standard input.
+    """
     from slothlab.errors import LuaError, SlothlabError
     from slothlab.lua import Capabilities, Runtime
 
@@ -42,7 +45,7 @@ def lua_command(
     source: str | bytes = code or ""
     name = "-e"
     if file is not None:
-        source, name = _read(file), file.name
+        source, name = _read(file), file.name if str(file) != "-" else "stdin"
     try:
         runtime = Runtime(capabilities=Capabilities.local())
         results = runtime.execute(source, name, timeout_s=timeout)
@@ -56,6 +59,8 @@ def lua_command(
 
 
 def _read(file: Path) -> bytes:
+    if str(file) == "-":  # the usual spelling of standard input: `echo 'return 1' | slothlab lua -`
+        return sys.stdin.buffer.read()
     try:
         return file.read_bytes()  # Lua source is bytes: strings in it may hold any byte
     except OSError as exc:

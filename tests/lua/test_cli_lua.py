@@ -95,3 +95,10 @@ def test_real_process_has_no_python_traceback() -> None:
         )
     assert proc.returncode == 1
     assert proc.stderr == "error: -e:2: attempt to index a nil value (local 'x')\n"
+
+
+def test_dash_reads_standard_input() -> None:
+    result = CliRunner().invoke(main, ["lua", "-"], input="return {answer = 6 * 7}\n")
+    assert (result.exit_code, result.stdout) == (0, '{"answer": 42}\n')
+    result = CliRunner().invoke(main, ["lua", "-"], input="error('boom')\n")
+    assert (result.exit_code, result.stderr) == (1, "error: stdin:1: boom\n")
