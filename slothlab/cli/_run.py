@@ -43,6 +43,7 @@ def run_command(file: Path, name: str | None, as_json: bool, delegate: tuple[str
     Tasks run here, except those with delegate_to (or all of them with -d), which run on agents.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from slothlab.errors import LuaError, SlothlabError
     from slothlab.workflow import run_file
@@ -55,12 +56,12 @@ def run_command(file: Path, name: str | None, as_json: bool, delegate: tuple[str
         else:
             result = run_file(file, name, listener=_Progress(out).event, delegate_to=delegate)
     except LuaError as exc:
-        err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         if exc.traceback:
             err.print(exc.traceback, markup=False, soft_wrap=True)
         sys.exit(2)
     except SlothlabError as exc:
-        err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted: no new task was started", markup=False)

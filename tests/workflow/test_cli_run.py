@@ -92,6 +92,7 @@ def test_readable_output_has_progress_and_a_summary(tmp_path: Path, slothlab_hom
         ("workflow.define('w', {tasks = {{name = 'a', depends_on = 'a'}}})", [], "cycle a -> a"),
         ("this is not lua", [], "flow.lua:1:"),
         ("error('boom')", [], "flow.lua:1: boom"),
+        ("error('[/] and [red]x')", [], "flow.lua:1: [/] and [red]x"),  # not rich markup
     ],
 )
 def test_bad_scripts_exit_2_with_a_message(
