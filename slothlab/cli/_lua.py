@@ -35,6 +35,7 @@ def lua_command(
 
     FILE may be - for standard input.
     """
+    from slothlab.config import load_settings
     from slothlab.errors import LuaError, SlothlabError
     from slothlab.lua import Capabilities, Runtime
 
@@ -47,7 +48,12 @@ def lua_command(
     if file is not None:
         source, name = _read(file), file.name if str(file) != "-" else "stdin"
     try:
-        runtime = Runtime(capabilities=Capabilities.local())
+        settings = load_settings()
+        runtime = Runtime(
+            capabilities=Capabilities.local(),
+            max_memory_mb=int(settings.get("lua.max_memory_mb")),
+            instruction_limit=int(settings.get("lua.instruction_limit")),
+        )
         results = runtime.execute(source, name, timeout_s=timeout)
         value = results[0] if len(results) == 1 else results
         text = json.dumps(_jsonable(value, "result"), ensure_ascii=False, allow_nan=False)

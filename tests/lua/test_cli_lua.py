@@ -102,3 +102,16 @@ def test_dash_reads_standard_input() -> None:
     assert (result.exit_code, result.stdout) == (0, '{"answer": 42}\n')
     result = CliRunner().invoke(main, ["lua", "-"], input="error('boom')\n")
     assert (result.exit_code, result.stderr) == (1, "error: stdin:1: boom\n")
+
+
+def test_lua_settings_apply(monkeypatch: pytest.MonkeyPatch, slothlab_home: Path) -> None:
+    monkeypatch.setenv("SLOTHLAB_LUA_INSTRUCTION_LIMIT", "100000")
+    code, _, err = run("--timeout", "60", "-e", "while true do end")  # 60: never hang
+    assert code == 1 and err.count("\n") == 1 and "instruction" in err, err
+    monkeypatch.delenv("SLOTHLAB_LUA_INSTRUCTION_LIMIT")
+    monkeypatch.setenv("SLOTHLAB_LUA_MAX_MEMORY_MB", "16")
+    code, _, err = run("-e", "return #string.rep('x', 64 * 1024 * 1024)")
+    assert code == 1 and "memory" in err, err
+    monkeypatch.setenv("SLOTHLAB_LUA_MAX_MEMORY_MB", "lots")
+    code, _, err = run("-e", "return 1")
+    assert code == 1 and err.startswith("error: SLOTHLAB_LUA_MAX_MEMORY_MB='lots'"), err
