@@ -63,11 +63,20 @@ def parse_value(text: str) -> Any:
 
     >>> parse_value('{"a": 1}'), parse_value("42"), parse_value("hello"), parse_value('"42"')
     ({'a': 1}, 42, 'hello', '42')
+    >>> parse_value("1e400")  # no JSON number: it would come back as Infinity
+    '1e400'
     """
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
         return text
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large for a number the store keeps")
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

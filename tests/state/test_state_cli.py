@@ -36,6 +36,8 @@ def test_set_get_keys_del(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("keys", "?")[1] == ["k", "n", "s"]
     assert cli("del", "k", "n")[1] is True
     assert cli("keys")[1] == ["s"]
+    assert cli("set", "huge", "1e400")[1] is True  # not a JSON number: kept as text, like NaN
+    assert cli("get", "huge")[1] == "1e400"
 
 
 def test_ttl(cli) -> None:  # type: ignore[no-untyped-def]
