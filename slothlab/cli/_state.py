@@ -7,6 +7,7 @@ is not JSON is taken as a plain string. Output is JSON. Errors are one line on s
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,8 @@ def _run(action: Callable[[Store], Any]) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # as `slothlab lua` prints it: JSON has no NaN or Infinity
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, dict):

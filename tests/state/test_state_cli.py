@@ -40,6 +40,15 @@ def test_set_get_keys_del(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("get", "huge")[1] == "1e400"
 
 
+def test_infinity_from_lua_prints_as_json_null(tmp_path: Path) -> None:
+    from slothlab.state import Store
+
+    with Store(tmp_path / "cli.db") as store:
+        store.set("inf", float("inf"))  # what state.set("inf", math.huge) stores
+    result = CliRunner().invoke(main, ["state", "--path", str(tmp_path / "cli.db"), "get", "inf"])
+    assert result.stdout == "null\n"
+
+
 def test_ttl(cli) -> None:  # type: ignore[no-untyped-def]
     cli("set", "k", "1", "--ttl", "100")
     assert 99 < cli("ttl", "k")[1] <= 100  # type: ignore[operator]
