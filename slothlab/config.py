@@ -131,8 +131,22 @@ class Settings:
         if env_key in self.environ:
             return _coerce(self.environ[env_key], fallback, env_key)
         if key in self._file:
-            return self._file[key]
+            return self._checked(key, self._file[key], fallback)
         return fallback
+
+    def _checked(self, key: str, value: Any, like: Any) -> Any:
+        """A file value of a known key, typed like its default (a hand edit may be wrong)."""
+        if like is None or key not in DEFAULTS:
+            return value
+        if isinstance(like, float) and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if type(value) is type(like) or (isinstance(like, list) and isinstance(value, list)):
+            return value
+        raise ConfigError(
+            f"setting {key} in {self.path} is {format_value(value)}, but it takes "
+            f"{_KINDS.get(type(like), 'a value')} like {format_value(like)}; fix it with "
+            f"`slothlab config set {key}=...` or `slothlab config unset {key}`"
+        )
 
     def source(self, key: str, default: Any = None) -> Source:
         """Where the value of ``key`` comes from: ``env``, ``file``, ``default`` or ``unset``.
@@ -287,6 +301,9 @@ def _toml_literal(text: str) -> Any:
         return _NO_VALUE
     # "1\nother = 2" parses too: only a lone value counts
     return parsed["v"] if list(parsed) == ["v"] else _NO_VALUE
+
+
+_KINDS = {bool: "a boolean", int: "a whole number", float: "a number", str: "text", list: "a list"}
 
 
 def format_value(value: Any) -> str:

@@ -454,3 +454,25 @@ def test_a_port_setting_must_be_a_port() -> None:
     assert parse_value("0", 8701, key="agent.port") == 0
     with pytest.raises(ConfigError, match="not a port; give one from 0 to 65535"):
         parse_value("70000", 8701, key="agent.port")
+
+
+def test_a_hand_edited_wrong_type_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[agent]\nport = "abc"\nheartbeat_interval_s = 3\nnew_thing = "x"\n')
+    settings = Settings(path, environ={})
+    assert settings.get("agent.heartbeat_interval_s") == 3.0  # an int for a float key is fine
+    assert settings.get("agent.new_thing") == "x"  # unknown keys stay as they are
+    with pytest.raises(
+        ConfigError, match=r'agent.port in .* is "abc", but it takes a whole number like 8701'
+    ):
+        settings.get("agent.port")
+
+
+def test_string_flag_is_refused_for_a_number_setting(slothlab_home: Path) -> None:
+    from click.testing import CliRunner
+
+    from slothlab.cli import main
+
+    result = CliRunner().invoke(main, ["config", "set", "agent.port", "abc", "--string"])
+    assert result.exit_code == 2 and "not text; drop --string" in result.stderr
+    assert not (slothlab_home / "config.toml").exists()

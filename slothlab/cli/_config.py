@@ -28,7 +28,7 @@ from slothlab.config import (
     set_value,
     unset_value,
 )
-from slothlab.errors import SlothlabError
+from slothlab.errors import ConfigError, SlothlabError
 
 __all__ = ["config_group", "known_defaults"]
 
@@ -106,7 +106,10 @@ def set_command(key: str, value: str | None, as_string: bool) -> None:
     key, text = _split(key, value)
     check_key(key)
     defaults = known_defaults()
-    typed = text if as_string else parse_value(text, defaults.get(key), key=key)
+    like = defaults.get(key)
+    if as_string and like is not None and not isinstance(like, str):
+        raise ConfigError(f"{key} takes a value like {format_value(like)}, not text; drop --string")
+    typed = text if as_string else parse_value(text, like, key=key)
     if key.startswith("features."):
         from slothlab.features import check_feature_setting
 
