@@ -36,7 +36,7 @@ from slothlab.analytics.detectors import (
 from slothlab.analytics.forecasting import Forecast, Forecaster, choose_forecaster, forecast
 from slothlab.analytics.likelihood import AnomalyLikelihood
 from slothlab.analytics.prices import PriceCatalogue
-from slothlab.analytics.recommend import recommend
+from slothlab.analytics.recommend import bottlenecks, recommend
 from slothlab.analytics.registry import DetectorFactory, get, names, register
 from slothlab.analytics.remediation import (
     LuaAction,
@@ -77,6 +77,7 @@ __all__ = [
     "ShellAction",
     "Trigger",
     "ZScoreDetector",
+    "bottlenecks",
     "capacity_report",
     "choose_forecaster",
     "cost_report",

@@ -86,7 +86,7 @@ def _stabilize(target: NDArray[np.int64], window: int) -> NDArray[np.int64]:
 
 
 def scaling_plan(
-    forecast: Forecast,
+    forecast: Forecast | pd.DataFrame,
     capacity_per_agent: float,
     *,
     lead_steps: int = 3,
@@ -98,11 +98,16 @@ def scaling_plan(
 
     Row ``k`` says how many agents should be running (or starting) at the forecast's step
     ``k``: enough for the upper bound of the next ``lead_steps`` steps, held for
-    ``stabilization_steps`` before a scale-in.
+    ``stabilization_steps`` before a scale-in. ``forecast`` is a :class:`Forecast` or the
+    DataFrame :func:`~slothlab.analytics.forecast` returns.
     """
     import numpy as np
     import pandas as pd
 
+    if isinstance(forecast, pd.DataFrame):
+        from slothlab.analytics.forecasting import Forecast
+
+        forecast = Forecast.from_frame(forecast)
     if capacity_per_agent <= 0:
         raise ValueError(f"capacity_per_agent must be positive, not {capacity_per_agent}")
     target = _agents_for(forecast.upper, capacity_per_agent, min_agents)

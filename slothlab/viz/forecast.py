@@ -27,7 +27,7 @@ __all__ = ["forecast_figure"]
 
 def forecast_figure(
     history: pd.DataFrame | pd.Series,
-    forecast: Forecast,
+    forecast: Forecast | pd.DataFrame,
     *,
     title: str = "Forecast",
     y_title: str = "value",
@@ -38,7 +38,8 @@ def forecast_figure(
     Args:
         history: a DataFrame with ts (datetimes or epoch seconds) and value, or a Series
             indexed by time.
-        forecast: a :class:`~slothlab.analytics.forecasting.Forecast` (epoch-second steps).
+        forecast: a :class:`~slothlab.analytics.forecasting.Forecast` (epoch-second steps), or
+            the DataFrame :func:`~slothlab.analytics.forecast` returns.
         title, y_title: titles of the figure and of the value axis.
         actual: what really happened over the forecast (same shape as ``history``), drawn
             for comparison.
@@ -51,6 +52,10 @@ def forecast_figure(
     import plotly.graph_objects as go
 
     past = _frame(history, "forecast_figure")
+    from slothlab.analytics.forecasting import Forecast
+
+    if not isinstance(forecast, Forecast):
+        forecast = Forecast.from_frame(forecast)
     ts = as_time(forecast.timestamps)
     lo, hi = round(100 * (1 - forecast.quantile)), round(100 * forecast.quantile)
     fig = go.Figure()

@@ -55,3 +55,17 @@ def test_hpa_follows_its_rule_with_tolerance() -> None:
     assert frame["agents"].iloc[-1] == 30
     with pytest.raises(ValueError, match="target_utilization"):
         simulate_hpa(y, ts, 10.0, test_points=10, target_utilization=1.5)
+
+
+def test_a_plan_takes_the_frame_forecast_returns() -> None:
+    import pandas as pd
+
+    from slothlab.analytics import forecast
+
+    index = pd.date_range("2024-05-01", periods=3 * DAY, freq="5min")
+    frame = forecast(pd.Series(periodic_load(3)[0], index=index), horizon=12)
+    plan = scaling_plan(frame, capacity_per_agent=10)
+    same = scaling_plan(Forecast.from_frame(frame), capacity_per_agent=10)
+    assert plan.frame["agents"].tolist() == same.frame["agents"].tolist()
+    assert plan.frame["ts"].iloc[0] == frame["ts"].iloc[0].timestamp()
+    assert plan.policy == f"predictive ({frame.attrs['model']})"

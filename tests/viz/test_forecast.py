@@ -46,3 +46,15 @@ def test_series_input_and_quantile_names() -> None:
     assert [t.name for t in fig.data] == ["history", "P5", "P5–P95", "forecast (m)"]
     with pytest.raises(AnalyticsError, match="needs the columns"):
         forecast_figure(pd.DataFrame({"time": [1]}), f)
+
+
+def test_the_frame_forecast_returns_is_drawn_too() -> None:
+    from slothlab.analytics import forecast
+
+    history = pd.Series(
+        np.sin(np.arange(200) / 9), index=pd.date_range("2024-01-01", periods=200, freq="h")
+    )
+    frame = forecast(history, horizon=6)
+    fig = forecast_figure(history, frame)
+    assert fig.data[-1].name == f"forecast ({frame.attrs['model']})"
+    assert list(fig.data[-1].y) == pytest.approx(frame["mean"].tolist())

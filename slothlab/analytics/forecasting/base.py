@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
     from numpy.typing import NDArray
 
 __all__ = ["Forecast", "Forecaster"]
@@ -32,6 +33,30 @@ class Forecast:
     lower: NDArray[np.float64]
     quantile: float
     model: str
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Forecast:
+        """The forecast behind the DataFrame :func:`~slothlab.analytics.forecast` returns.
+
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"ts": pd.to_datetime([60, 120], unit="s"), "mean": [1, 2],
+        ...                       "lower": [0, 1], "upper": [2, 3]})
+        >>> Forecast.from_frame(frame).timestamps.tolist()
+        [60.0, 120.0]
+        """
+        from slothlab.analytics.base import seconds
+
+        missing = sorted({"ts", "mean", "lower", "upper"} - set(frame.columns))
+        if missing:
+            raise ValueError(f"a forecast frame has columns ts, mean, lower, upper; no {missing}")
+        return cls(
+            seconds(frame["ts"].to_numpy()),
+            frame["mean"].to_numpy(dtype="float64"),
+            frame["upper"].to_numpy(dtype="float64"),
+            frame["lower"].to_numpy(dtype="float64"),
+            float(frame.attrs.get("quantile", 0.9)),
+            str(frame.attrs.get("model", "forecast")),
+        )
 
 
 class Forecaster(ABC):
