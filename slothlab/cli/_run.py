@@ -8,9 +8,10 @@ and ``print`` go to stderr.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -67,10 +68,22 @@ def run_command(file: Path, name: str | None, as_json: bool, delegate: tuple[str
         err.print("interrupted: no new task was started", markup=False)
         sys.exit(130)
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+        doc = _finite(result.to_json())
+        click.echo(json.dumps(doc, ensure_ascii=False, default=str, allow_nan=False))
     else:
         _summary(out, result)
     sys.exit(0 if result.success else 1)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null, as `slothlab lua` prints them: JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _to_stderr(stream: str, text: str) -> None:

@@ -68,6 +68,15 @@ def test_json_success_is_the_only_thing_on_stdout(tmp_path: Path, slothlab_home:
     assert "hello from print" in proc.stderr and "[info] in a" in proc.stderr
 
 
+def test_json_has_no_nan_or_infinity(tmp_path: Path, slothlab_home: Path) -> None:
+    code = """workflow.define("w", {tasks = {{name = "a", command = function()
+        return true, "m", {n = 0/0, big = math.huge, list = {1, -math.huge}} end}}})"""
+    result = CliRunner().invoke(main, ["run", str(_script(tmp_path, code)), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert doc["tasks"]["a"]["outputs"] == {"n": None, "big": None, "list": [1, None]}
+
+
 def test_a_failed_workflow_exits_1(tmp_path: Path, slothlab_home: Path) -> None:
     proc = _slothlab("run", str(_script(tmp_path, BAD)), "--json", cwd=tmp_path)
     assert proc.returncode == 1
