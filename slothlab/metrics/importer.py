@@ -63,6 +63,7 @@ def import_series(
             trace start), that start; times then become ``origin + seconds``.
     """
     source = Path(path).expanduser()
+    _check_tz_and_origin(tz, origin)
     table = _read(source, [timestamp_column, value_column])
     ts = _timestamps(table.column(timestamp_column), tz, origin, source, timestamp_column)
     frame = _frame(ts, table.column(value_column), metric, host, labels, source, value_column)
@@ -99,6 +100,27 @@ def _read(path: Path, columns: list[str]) -> pa.Table:
             "Name the right ones with timestamp_column= and value_column="
         )
     return table.select(columns)
+
+
+def _check_tz_and_origin(tz: str, origin: datetime | str | None) -> None:
+    """Refuse a time zone or origin pandas cannot read, before reading the file."""
+    import zoneinfo
+
+    import pandas as pd
+
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise HistoryError(
+            f"unknown time zone {tz!r}; use a name like 'UTC' or 'Europe/Paris'"
+        ) from None
+    if origin is not None:
+        try:
+            pd.Timestamp(origin)
+        except (ValueError, TypeError):
+            raise HistoryError(
+                f"origin {origin!r} is not a time; write it like '2019-01-01'"
+            ) from None
 
 
 def _timestamps(

@@ -91,6 +91,22 @@ def test_bad_files_say_what_is_wrong(
         import_series(history, path, metric="m", host="h", **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tz": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+        ({"origin": "garbage"}, "not a time"),
+    ],
+)
+def test_bad_tz_or_origin_is_a_history_error(
+    history: MetricsHistory, tmp_path: Path, kwargs: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "n.csv"
+    path.write_text("timestamp,value\n0,1\n")
+    with pytest.raises(HistoryError, match=message):
+        import_series(history, path, metric="m", host="h", **kwargs)
+
+
 def test_missing_file(history: MetricsHistory, tmp_path: Path) -> None:
     with pytest.raises(HistoryError, match="no such file"):
         import_series(history, tmp_path / "nope.csv", metric="m", host="h")
