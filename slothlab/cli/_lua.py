@@ -68,7 +68,9 @@ def _read(file: Path) -> bytes:
     if str(file) == "-":  # the usual spelling of standard input: `echo 'return 1' | slothlab lua -`
         return sys.stdin.buffer.read()
     try:
-        return file.read_bytes()  # Lua source is bytes: strings in it may hold any byte
+        from slothlab.lua.runtime import file_chunk
+
+        return file_chunk(file.read_bytes())  # bytes: Lua strings may hold any byte
     except OSError as exc:
         _fail(f"cannot read {file}: {exc.strerror or exc}")
 

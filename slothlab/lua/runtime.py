@@ -45,10 +45,28 @@ from slothlab.lua.convert import to_lua, to_python
 if TYPE_CHECKING:
     from slothlab.lua.modules.base import LuaModule
 
-__all__ = ["Capabilities", "OutputSink", "Runtime"]
+__all__ = ["Capabilities", "OutputSink", "Runtime", "file_chunk"]
 
 OutputSink = Callable[[str, str], None]
 """Where a runtime's output goes: ``sink(stream, text)``; stream is ``"stdout"`` or a log level."""
+
+
+def file_chunk(data: bytes) -> bytes:
+    r"""A Lua file's bytes as ``lua FILE`` loads them: no UTF-8 BOM, a ``#`` first line blanked.
+
+    The blank line keeps line numbers in error messages right.
+
+    >>> file_chunk(b"#!/usr/bin/env -S slothlab lua\nreturn 1\n")
+    b'\nreturn 1\n'
+    >>> file_chunk(b"\xef\xbb\xbfreturn 2")
+    b'return 2'
+    """
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    if data.startswith(b"#"):
+        newline = data.find(b"\n")
+        return b"" if newline < 0 else data[newline:]
+    return data
+
 
 _LOCATION = re.compile(r"^(?P<chunk>[^:\n]+):(?P<line>\d+): (?P<msg>.*)$", re.S)
 _SANDBOX_FRAME = re.compile(r"^\s*\?:|^\s*\[C\]: in (upvalue '\?'|function 'xpcall'|\?)$")

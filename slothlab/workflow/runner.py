@@ -42,7 +42,9 @@ def load_file(path: str | Path, runtime: Runtime) -> list[WorkflowSpec]:
         code = file.read_bytes()
     except OSError as exc:
         raise WorkflowError(f"cannot read {file}: {exc.strerror or exc}") from None
-    runtime.execute(code, file.name)
+    from slothlab.lua.runtime import file_chunk
+
+    runtime.execute(file_chunk(code), file.name)
     return collect(runtime)
 
 

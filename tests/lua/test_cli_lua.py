@@ -115,3 +115,13 @@ def test_lua_settings_apply(monkeypatch: pytest.MonkeyPatch, slothlab_home: Path
     monkeypatch.setenv("SLOTHLAB_LUA_MAX_MEMORY_MB", "lots")
     code, _, err = run("-e", "return 1")
     assert code == 1 and err.startswith("error: SLOTHLAB_LUA_MAX_MEMORY_MB='lots'"), err
+
+
+def test_a_shebang_line_or_bom_is_skipped_like_lua_does(tmp_path: Path) -> None:
+    script = tmp_path / "tool.lua"
+    script.write_bytes(b"#!/usr/bin/env -S slothlab lua\nreturn 7\n")
+    assert run(str(script)) == (0, "7\n", "")
+    script.write_bytes(b"#!/usr/bin/env -S slothlab lua\nerror('x')\n")
+    assert run(str(script))[2] == "error: tool.lua:2: x\n"  # line numbers kept
+    script.write_bytes(b"\xef\xbb\xbfreturn 8\n")
+    assert run(str(script)) == (0, "8\n", "")

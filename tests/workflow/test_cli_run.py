@@ -77,6 +77,13 @@ def test_json_has_no_nan_or_infinity(tmp_path: Path, slothlab_home: Path) -> Non
     assert doc["tasks"]["a"]["outputs"] == {"n": None, "big": None, "list": [1, None]}
 
 
+def test_a_shebang_line_is_skipped(tmp_path: Path, slothlab_home: Path) -> None:
+    script = _script(tmp_path, "#!/usr/bin/env -S slothlab run\n" + TWO)
+    result = CliRunner().invoke(main, ["run", str(script), "-w", "one", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["tasks"]["x"]["message"] == "one"
+
+
 def test_a_failed_workflow_exits_1(tmp_path: Path, slothlab_home: Path) -> None:
     proc = _slothlab("run", str(_script(tmp_path, BAD)), "--json", cwd=tmp_path)
     assert proc.returncode == 1
