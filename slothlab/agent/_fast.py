@@ -28,7 +28,6 @@ the routes do.
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
     from slothlab.agent.executor import Executor
-    from slothlab.security import TokenVerifier
 
 __all__ = ["AgentAPI", "SubmitPath"]
 
@@ -70,7 +68,6 @@ class SubmitPath:
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
         self.taken = 0
-        self._accepted: tuple[TokenVerifier, bytes] | None = None
 
     async def take(
         self, app: FastAPI, scope: Scope, receive: Receive, send: Send
@@ -93,7 +90,7 @@ class SubmitPath:
             or int(length) > self.max_body_bytes
             or kind is None
             or kind.split(b";", 1)[0].strip().lower() != _JSON
-            or not self._authorized(auth, app.state.verifier)
+            or not app.state.verifier.check_header(auth)
         ):
             return receive
         body = await read_body(receive)
@@ -131,24 +128,6 @@ class SubmitPath:
             return [TaskRequest.model_validate_json(body)]
         except ValidationError:
             return None
-
-    def _authorized(self, header: bytes | None, verifier: TokenVerifier) -> bool:
-        """The verifier's answer; the last accepted header is remembered (a constant-time
-        compare instead of a SHA-256 per request) for as long as the verifier is the same."""
-        if header is None:
-            return False
-        accepted = self._accepted
-        if (
-            accepted is not None
-            and accepted[0] is verifier
-            and hmac.compare_digest(header, accepted[1])
-        ):
-            return True
-        scheme, _, token = header.decode("latin-1").partition(" ")
-        if scheme.lower() == "bearer" and verifier.check(token.strip()):
-            self._accepted = (verifier, header)
-            return True
-        return False
 
 
 class AgentAPI(FastAPI):

@@ -92,6 +92,7 @@ class TokenVerifier:
 
     def __init__(self, hashes: Iterable[str]) -> None:
         self._hashes = [bytes.fromhex(h) for h in hashes]
+        self._last_header: bytes | None = None
 
     @classmethod
     def for_token(cls, token: str) -> TokenVerifier:
@@ -107,3 +108,24 @@ class TokenVerifier:
         for stored in self._hashes:  # no early exit: the time does not tell which one matched
             found |= hmac.compare_digest(digest, stored)
         return found
+
+    def check_header(self, header: bytes | None) -> bool:
+        """True when an ``Authorization: Bearer <token>`` header value holds an accepted token.
+
+        The last accepted header is remembered, so the hot paths (heartbeats, submissions) pay a
+        constant-time compare instead of a SHA-256 per request.
+
+        >>> v = TokenVerifier.for_token("t")
+        >>> v.check_header(b"Bearer t"), v.check_header(b"Bearer t"), v.check_header(b"Basic t")
+        (True, True, False)
+        """
+        if header is None:
+            return False
+        last = self._last_header
+        if last is not None and hmac.compare_digest(header, last):
+            return True
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and self.check(token.strip()):
+            self._last_header = header
+            return True
+        return False
