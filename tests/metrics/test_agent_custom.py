@@ -125,9 +125,12 @@ def test_lua_task_metrics_reach_metrics_heartbeats_and_history(
     assert "lua_step_seconds_count 2.0" in scraped
 
     beats = master[1]
+    # A heartbeat sent between the two tasks carries 2.0; wait for one sent after both.
     beat = poll(
-        lambda: next((b for b in reversed(beats) if "lua_jobs_total" in b["metrics"]), None),
-        what="a heartbeat with the custom metrics",
+        lambda: next(
+            (b for b in reversed(beats) if b["metrics"].get("lua_jobs_total") == 4.0), None
+        ),
+        what="a heartbeat with the custom metrics of both tasks",
     )
     assert beat["metrics"]["lua_jobs_total"] == 4.0
     assert beat["metrics"]["lua_queue_depth"] == 7.0
