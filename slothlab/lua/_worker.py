@@ -84,7 +84,7 @@ class _Spare:
     """
 
     def __init__(self) -> None:
-        self.key: str | None = None
+        self.key: tuple[Any, ...] | None = None
         self.ready: tuple[Any, _Capture] | None = None
 
     def make(self, request: dict[str, Any]) -> None:
@@ -103,15 +103,15 @@ class _Spare:
         return ready if ready is not None and self.key == _options_key(request) else None
 
 
-def _options_key(request: dict[str, Any]) -> str:
-    options = [
+def _options_key(request: dict[str, Any]) -> tuple[Any, ...]:
+    """What decides how a runtime is made (compared with ``==``: dicts regardless of order)."""
+    return (
         request.get("modules"),
         request.get("capabilities") or {},
         request.get("max_memory_mb"),
         request.get("instruction_limit") or 0,
         request.get("context") or {},
-    ]
-    return json.dumps(options, sort_keys=True, separators=(",", ":"))
+    )
 
 
 def _new_runtime(request: dict[str, Any], output: _Capture) -> Any:

@@ -140,9 +140,10 @@ class _Worker:
         self._buffer = b""
         self.killed = False
 
-    def send(self, message: Mapping[str, Any]) -> None:
+    def send(self, line: bytes) -> None:
+        """Write one request line (JSON and a newline)."""
         try:
-            self._in.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+            self._in.write(line)
             self._in.flush()
         except OSError:
             raise _WorkerDied(self.proc.poll()) from None
@@ -185,7 +186,8 @@ class _Worker:
 
 @dataclass
 class _Task:
-    request: dict[str, Any]
+    name: str
+    line: bytes  # the request as the worker reads it: JSON and a newline
     timeout_s: float
     output: OutputSink | None
 
@@ -337,8 +339,10 @@ class WorkerPool:
             "capabilities": dict(capabilities or {}),
             "context": dict(context or {}),
         }
-        json.dumps(request)  # refuse what cannot travel here, not in a worker
-        return _Task(request, limit, output or self.output)
+        line = (
+            json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        )  # refused here, if at all
+        return _Task(name, line, limit, output or self.output)
 
     def close(self) -> None:
         """Finish the queued tasks, stop the workers and wait for them."""
@@ -411,7 +415,7 @@ class WorkerPool:
         if not isinstance(dumped, list):
             return
         for problem in self.custom_metrics.merge(dumped):
-            log.warning("task %s: %s", task.request["name"], problem)
+            log.warning("task %s: %s", task.name, problem)
             if task.output is not None:
                 task.output("warn", problem)
 
@@ -419,7 +423,7 @@ class WorkerPool:
         worker = self.workers[slot] or self._start(slot)
         deadline = time.monotonic() + task.timeout_s + self.kill_grace_s
         try:
-            worker.send(task.request)
+            worker.send(task.line)
             reply = worker.receive(deadline)
         except _WorkerDied as died:
             self._drop(slot, kill=False)

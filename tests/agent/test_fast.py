@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from slothlab._asgi import check_json
 from slothlab.agent import Executor, create_app
 from slothlab.agent._fast import AgentAPI
 from slothlab.protocol import TaskInfo
@@ -120,3 +121,18 @@ def test_the_fast_path_and_the_route_agree(make_executor: Make, body: bytes) -> 
         request = tasks[0].request.model_dump() if tasks else None
         answers.append((response.status_code, request))
     assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize("levels", range(58, 68))
+@pytest.mark.parametrize("tail", ["", "1", '"]]]"'])
+def test_nesting_near_the_limit_gets_the_same_answer_as_the_body_guard(
+    app: AgentAPI, fast: TestClient, levels: int, tail: str
+) -> None:
+    # the fast path bounds the nesting with a regex, the guard parses: they must agree at the edge
+    args = "[" * levels + tail + "]" * levels
+    body = f'{{"tasks": [{{"kind": "shell", "source": "true", "args": [{args}]}}]}}'.encode()
+    sent = {"Content-Type": "application/json"}
+    response = fast.post("/v1/tasks:batch", content=body, headers=sent)
+    refused = check_json(body) is not None
+    assert response.status_code == (400 if refused else 202), response.text
+    assert taken(app) == (0 if refused else 1)
