@@ -89,6 +89,8 @@ class _Spare:
 
     def make(self, request: dict[str, Any]) -> None:
         """Make a runtime with ``request``'s options (nothing when that fails)."""
+        if self.ready is not None:
+            self.ready[0].close()
         self.key, self.ready = None, None
         output = _Capture()
         try:
@@ -100,7 +102,10 @@ class _Spare:
     def take(self, request: dict[str, Any]) -> tuple[Any, _Capture] | None:
         """The spare runtime and its output sink when it suits ``request`` (used up either way)."""
         ready, self.ready = self.ready, None
-        return ready if ready is not None and self.key == _options_key(request) else None
+        if ready is not None and self.key != _options_key(request):
+            ready[0].close()
+            return None
+        return ready
 
 
 def _options_key(request: dict[str, Any]) -> tuple[Any, ...]:
@@ -191,6 +196,7 @@ def _run(
     finally:
         if runtime is not None:
             context.update(runtime.context)
+            runtime.close()
 
 
 def _write(out: BinaryIO, reply: dict[str, Any]) -> None:

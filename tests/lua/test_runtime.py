@@ -210,3 +210,26 @@ def test_capabilities_are_per_runtime() -> None:
     on = Runtime(modules=["needs_exec_rt_test"], capabilities=Capabilities(exec=True))
     assert off.execute("return needs_exec_rt_test") == [None]
     assert on.execute("return needs_exec_rt_test.ping()") == ["pong"]
+
+
+def test_close_frees_the_lua_state_without_the_cycle_collector() -> None:
+    import gc
+    import weakref
+
+    gc.collect()
+    gc.disable()
+    try:
+        kept = Runtime()
+        kept.execute("x = 1")
+        kept_ref = weakref.ref(kept)
+        del kept
+        assert kept_ref() is not None  # the Lua state holds the runtime's callbacks: a cycle
+        closed = Runtime()
+        closed.execute("print('hi') return 1")
+        closed.close()
+        closed_ref = weakref.ref(closed)
+        del closed
+        assert closed_ref() is None  # freed at once, and its Lua state with it
+    finally:
+        gc.enable()
+        gc.collect()
