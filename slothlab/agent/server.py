@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -104,6 +105,7 @@ def serve(
                 await asyncio.gather(*tasks)
                 return
             await asyncio.sleep(0.01)
+        _freeze_startup_heap()
         on_ready()
         await stopping.wait()
         log.info("shutting down: finishing running tasks")
@@ -113,6 +115,20 @@ def serve(
         await asyncio.gather(*tasks)
 
     _run(main)
+
+
+def _freeze_startup_heap() -> None:
+    """Move what start-up made (modules, app, settings: most of the heap) out of the cycle
+    collector's sight.
+
+    A full collection walks every tracked object; with FastAPI, pydantic, numpy and DuckDB
+    loaded that is hundreds of thousands of objects that live as long as the process, and the
+    walk stalls the event loop (the master's p99 at 10,000 keep-alive connections was ~250 ms
+    from these passes). Frozen objects are never collected, so only what lives for good is
+    frozen: the start-up heap, once, after a collection.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _run(main: Callable[[], Any]) -> None:
