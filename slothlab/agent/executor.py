@@ -35,7 +35,7 @@ from typing import Any
 
 from slothlab.agent.limits import ResourceLimits, SnapshotSource, Verdict
 from slothlab.agent.lua import LuaRunner
-from slothlab.agent.shell import ShellLimits, ShellRun, command_line
+from slothlab.agent.shell import ShellLimits, ShellRun, ShellSpares, command_line
 from slothlab.agent.tasks import DEFAULT_MAX_OUTPUT, TaskRecord, TaskTable
 from slothlab.errors import AgentBusyError, AgentError, LuaError, LuaTimeoutError
 from slothlab.protocol import TaskRequest
@@ -57,6 +57,7 @@ class Executor:
         snapshot: where readings for ``limits`` come from (the host collector; a fake in tests).
         lua: the Lua runner (default: one with room for ``capacity`` tasks, started lazily).
         shell_limits: rlimits of shell tasks' processes.
+        shell_spares: shells kept started ahead for shell tasks (0: fork each one).
         kill_grace_s: after a cancel's SIGTERM, how long until SIGKILL.
         max_output: bytes kept of each output stream of a task.
         max_queue: tasks that may wait; more get 429.
@@ -75,6 +76,7 @@ class Executor:
         snapshot: SnapshotSource | None = None,
         lua: LuaRunner | None = None,
         shell_limits: ShellLimits | None = None,
+        shell_spares: int = 2,
         kill_grace_s: float = 2.0,
         max_output: int = DEFAULT_MAX_OUTPUT,
         max_queue: int = 10_000,
@@ -91,6 +93,7 @@ class Executor:
         self.snapshot = snapshot
         self.lua = lua or LuaRunner(size=capacity)
         self.shell_limits = shell_limits or ShellLimits()
+        self.spares = ShellSpares(shell_spares)
         self.kill_grace_s = kill_grace_s
         self.max_output = max_output
         self.max_queue = max_queue
@@ -118,6 +121,7 @@ class Executor:
         if self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="agent-ticker", daemon=True)
             self._ticker.start()
+            self.spares.fill()
         return self
 
     def _tick(self) -> None:
@@ -146,6 +150,7 @@ class Executor:
         self._stop.set()
         self._threads.shutdown(wait=False)
         self.lua.close()
+        self.spares.close()
 
     def __enter__(self) -> Executor:
         return self.start()
@@ -314,6 +319,7 @@ class Executor:
                 timeout_s=request.timeout_s,
                 limits=self.shell_limits,
                 kill_grace_s=self.kill_grace_s,
+                spares=self.spares,
             )
         except (OSError, ValueError) as exc:
             message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -7,6 +7,18 @@ the sink as it comes (the agent streams it over SSE). When the shell exits, what
 group is killed (a task's processes end with it) and the pipes are drained. The timeout kills the
 whole group; :meth:`ShellRun.terminate` sends SIGTERM and, ``kill_grace_s`` later, SIGKILL.
 
+Forking the agent costs about as much as the rest of a no-op task, so :class:`ShellSpares` keeps
+a shell or two started ahead (its own session, minimal environment, blocked reading a pipe). A
+task takes one and writes it a short script: ``ulimit -S`` for its limits, ``cd -P`` to its
+working directory, ``export`` of its environment and ``set --`` of its command, which the spare
+then runs with ``eval``; a thread starts the replacement. Whenever the spare could behave
+differently (no spare ready, a dead spare, a missing working directory, an environment variable
+that is no shell identifier or that the shell owns, a hard limit below the asked one, a script
+past 16 KiB) the task forks its shell as before. What differs on a spare: messages of the shell
+itself say ``eval:`` (``/bin/sh: 1: eval: nosuch: not found``), its command line reads
+``/bin/sh -c . /dev/fd/0; ...``, and it started earlier: its umask, nice value, cgroup and hard
+limits are those of the agent then.
+
 >>> chunks = []
 >>> run = ShellRun("echo out; echo err >&2; exit 3", lambda s, b: chunks.append((s, b)))
 >>> outcome = run.wait()
@@ -16,9 +28,12 @@ whole group; :meth:`ShellRun.terminate` sends SIGTERM and, ``kill_grace_s`` late
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
+import logging
 import os
+import re
 import resource
 import select
 import shlex
@@ -26,18 +41,33 @@ import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from slothlab.lua.modules.exec import minimal_env
 
-__all__ = ["ShellLimits", "ShellOutcome", "ShellRun", "command_line"]
+__all__ = [
+    "ShellLimits",
+    "ShellOutcome",
+    "ShellRun",
+    "ShellSpares",
+    "command_line",
+    "default_spares",
+]
+
+log = logging.getLogger("slothlab.agent")
 
 Sink = Callable[[str, bytes], None]
 
 _TICK_S = 0.2  # the longest the loop sleeps, so a cancel's SIGKILL escalation is on time
 _DRAIN_S = 1.0  # how long to read pipes held open by an escaped grandchild once the shell is gone
+_SPARE_MAX_SCRIPT = 16 << 10  # fits an empty pipe, so handing a script over never waits
+_SPARE_DEATHS = 5  # spares found dead in a row, after which a pool stops starting them
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
+# dash sets these at start whatever the environment says; an ``export`` would not match that
+_SHELL_OWNED = frozenset({"IFS", "OPTIND", "PPID", "PWD"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +100,28 @@ class ShellLimits:
                 _, hard = resource.getrlimit(which)
                 soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
                 resource.setrlimit(which, (soft, hard))
+
+    def ulimit_commands(self) -> list[str] | None:
+        """``ulimit -S`` commands setting the same soft limits in a running shell.
+
+        None when a hard limit is below the asked value (:meth:`apply` then sets the hard one).
+
+        >>> ShellLimits(max_memory_mb=512, max_cpu_s=7).ulimit_commands()
+        ['ulimit -S -v 524288 || exit', 'ulimit -S -t 7 || exit']
+        """
+        commands = []
+        for flag, which, value, unit in (
+            ("-v", resource.RLIMIT_AS, self.max_memory_mb, 1 << 20),
+            ("-t", resource.RLIMIT_CPU, self.max_cpu_s, 1),
+            ("-n", resource.RLIMIT_NOFILE, self.max_files, 1),
+        ):
+            if value:
+                _, hard = resource.getrlimit(which)
+                if hard != resource.RLIM_INFINITY and value * unit > hard:
+                    return None
+                shown = value * unit // 1024 if flag == "-v" else value  # dash's -v is in KiB
+                commands.append(f"ulimit -S {flag} {shown} || exit")
+        return commands
 
 
 @dataclass(frozen=True)
@@ -105,6 +157,11 @@ class ShellRun:
         timeout_s: kill the process group after this many seconds (None: never).
         limits: rlimits of the processes.
         kill_grace_s: after :meth:`terminate`, how long until SIGKILL.
+        spares: where a shell started ahead comes from (default: :func:`default_spares`;
+            ``ShellSpares(0)`` forks every shell).
+
+    Attributes:
+        from_spare: True when the command runs in a spare shell, False when it was forked.
 
     Raises:
         ValueError: the command or an environment variable holds a NUL byte.
@@ -122,16 +179,21 @@ class ShellRun:
         limits: ShellLimits = ShellLimits(),  # frozen, so sharing it is safe
         kill_grace_s: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
+        spares: ShellSpares | None = None,
     ) -> None:
         if "\0" in command:
             raise ValueError("the command contains a NUL byte")
         self.sink = sink
         self.kill_grace_s = kill_grace_s
         self._monotonic = monotonic
-        self.proc = subprocess.Popen(
+        full_env = minimal_env(env)
+        script = _spare_script(command, full_env, workdir, limits)
+        proc = _start_in_spare(default_spares() if spares is None else spares, script)
+        self.from_spare = proc is not None
+        self.proc = proc or subprocess.Popen(
             ["/bin/sh", "-c", command],
             cwd=workdir,
-            env=minimal_env(env),
+            env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -210,6 +272,253 @@ class ShellRun:
             ready, _, _ = select.select(list(fds), [], [], max(0.0, until - self._monotonic()))
             for fd in ready:
                 self._read(fds, fd)
+
+
+def _spare_script(
+    command: str, env: Mapping[str, str], workdir: str | None, limits: ShellLimits
+) -> bytes | None:
+    """What a spare shell is told to run; None where it could differ from a forked shell."""
+    ulimits = limits.ulimit_commands()
+    if ulimits is None:
+        return None
+    exports = []
+    for name, value in env.items():
+        if not _IDENTIFIER.match(name) or name in _SHELL_OWNED:
+            return None
+        exports.append(f"{name}={shlex.quote(value)}")
+    try:
+        # chdir() would fail (a clear OSError from Popen), or a relative path needs our cwd
+        if workdir is not None and not (os.path.isdir(workdir) and os.access(workdir, os.X_OK)):
+            return None
+        where = os.path.join(os.getcwd(), workdir or "")
+    except OSError:
+        return None
+    lines = [
+        *ulimits,
+        f"cd -P -- {shlex.quote(where)} || exit",
+        "unset OLDPWD",  # cd exported it; a forked shell has none
+        "export " + " ".join(exports),
+        f"set -- {shlex.quote(command)}",
+    ]
+    try:
+        script = os.fsencode("\n".join(lines) + "\n")  # as Popen encodes argv and env
+    except UnicodeEncodeError:
+        return None  # let Popen raise its own error
+    return script if len(script) <= _SPARE_MAX_SCRIPT else None
+
+
+# dash reads the script from stdin (the pipe), then puts /dev/null there as
+# subprocess.DEVNULL does (read-write); it names no fd past 9 in a redirection
+_SPARE_SHELL = '. /dev/fd/0; exec 0<>/dev/null; [ "$#" = 1 ] || exit; eval "shift; $1"'
+
+
+def _start_in_spare(spares: ShellSpares, script: bytes | None) -> subprocess.Popen[bytes] | None:
+    if script is None:
+        return None
+    spare = spares._take()
+    return None if spare is None else spare.start(script)
+
+
+class _Spare:
+    """A shell started ahead, blocked in ``. /dev/fd/0`` until its script arrives.
+
+    The script sets the task up and ``set --`` its command, which the shell then ``eval``s (so
+    line numbers, ``$0``, ``$#`` and ``return`` are those of ``sh -c``). Reading the end of the
+    pipe without a command (the agent died or closed it) makes the shell exit.
+    """
+
+    def __init__(self) -> None:
+        read, self.write = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", _SPARE_SHELL],
+                cwd="/",
+                env=minimal_env(None),
+                stdin=read,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(self.write)
+            raise
+        finally:
+            os.close(read)
+
+    def start(self, script: bytes) -> subprocess.Popen[bytes] | None:
+        """Hand over the script: the running shell, or None if it is gone (fork instead)."""
+        try:
+            view = memoryview(script)
+            while view:
+                view = view[os.write(self.write, view) :]
+        except BrokenPipeError:
+            self.discard()
+            return None
+        self._close_write()
+        return self.proc
+
+    def discard(self) -> None:
+        """Stop the spare and reap it."""
+        self._close_write()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def _close_write(self) -> None:
+        if self.write >= 0:
+            os.close(self.write)
+            self.write = -1
+
+
+class _Pool:
+    """The state of :class:`ShellSpares`, shared by its refill thread and its finalizer."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.cond = threading.Condition()
+        self.idle: collections.deque[_Spare] = collections.deque()
+        self.closed = False
+        self.deaths = 0
+        self.thread: threading.Thread | None = None
+        self.pid = os.getpid()  # a forked child must not hand its parent's spares a second task
+
+    def take(self) -> _Spare | None:
+        if not self.size or os.getpid() != self.pid:
+            return None
+        with self.cond:
+            self._wake()
+            while self.idle:
+                spare = self.idle.popleft()
+                if spare.proc.poll() is None:
+                    self.deaths = 0
+                    return spare
+                self.deaths += 1
+                if self.deaths == _SPARE_DEATHS:
+                    log.warning("%d spare shells died unused; starting no more", self.deaths)
+                spare.discard()
+        return None
+
+    def fill(self, wait_s: float) -> int:
+        if not self.size or os.getpid() != self.pid:
+            return 0
+        with self.cond:
+            self._wake()
+            self.cond.wait_for(lambda: self.closed or len(self.idle) >= self.size, wait_s)
+            return len(self.idle)
+
+    def _wake(self) -> None:
+        """Let the refill thread run (start it the first time); with ``cond`` held."""
+        if self.thread is None and not self.closed:
+            self.thread = threading.Thread(target=self._refill, name="shell-spares", daemon=True)
+            self.thread.start()
+        self.cond.notify_all()
+
+    def _wanted(self) -> bool:
+        return self.closed or (len(self.idle) < self.size and self.deaths < _SPARE_DEATHS)
+
+    def _refill(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(self._wanted)
+                if self.closed:
+                    return
+            try:
+                spare = _Spare()
+            except (OSError, subprocess.SubprocessError):
+                log.exception("cannot start a spare shell; retrying in 1 s")
+                with self.cond:
+                    self.cond.wait_for(lambda: self.closed, 1.0)
+                continue
+            with self.cond:
+                if not self.closed:
+                    self.idle.append(spare)
+                    self.cond.notify_all()
+                    continue
+            spare.discard()
+            return
+
+    def close(self) -> None:
+        if os.getpid() != self.pid:
+            return
+        with self.cond:
+            self.closed = True
+            idle = list(self.idle)
+            self.idle.clear()
+            self.cond.notify_all()
+        for spare in idle:
+            spare.discard()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(10.0)  # it may be starting one spare more, which it then discards
+
+
+class ShellSpares:
+    """Shells started ahead of their tasks, so a shell task skips the agent's fork and exec.
+
+    Args:
+        size: spares kept ready; 0 turns them off (every task forks its shell).
+
+    A thread, started by the first :meth:`fill` or take, keeps ``size`` spares ready. Each is
+    ``/bin/sh`` in a session of its own with the minimal environment, blocked reading its
+    script from a pipe. :meth:`close` stops them, and so do garbage collection and the
+    interpreter's exit; a spare whose agent dies reads the end of its pipe and exits.
+
+    >>> spares = ShellSpares(1)
+    >>> spares.fill(wait_s=10)
+    1
+    >>> run = ShellRun("echo $0 in $PWD", lambda s, b: print(b.decode(), end=""),
+    ...                workdir="/tmp", spares=spares)
+    >>> outcome = run.wait()
+    /bin/sh in /tmp
+    >>> run.from_spare, outcome.exit_code
+    (True, 0)
+    >>> spares.close()
+    >>> spares.pids
+    []
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        if size < 0:
+            raise ValueError(f"size must be 0 or more, not {size}")
+        self.size = size
+        self._pool = _Pool(size)
+        self._finalizer = weakref.finalize(self, self._pool.close)
+
+    def fill(self, wait_s: float = 0.0) -> int:
+        """Start the refill thread if needed; wait up to ``wait_s`` for ``size`` ready spares.
+
+        Returns the number ready.
+        """
+        return self._pool.fill(wait_s)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the spares ready now."""
+        with self._pool.cond:
+            return [spare.proc.pid for spare in self._pool.idle]
+
+    def close(self) -> None:
+        """Stop the spares and the refill thread; later tasks fork their shells. Idempotent."""
+        self._finalizer()
+
+    def _take(self) -> _Spare | None:
+        return self._pool.take()
+
+
+_default: ShellSpares | None = None
+_default_lock = threading.Lock()
+
+
+def default_spares() -> ShellSpares:
+    """The spares of every :class:`ShellRun` that names none (two, started at first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = ShellSpares()
+        return _default
 
 
 def _signal_group(pid: int, sig: int) -> None:
