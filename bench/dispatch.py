@@ -15,14 +15,18 @@ Prints one JSON document, every number measured in this run. A local cluster
   ``--repeat`` times (the median counts; every run is listed in ``batched_runs``);
 * ``raw_post``: the same ``requests.Session`` POSTing a small JSON body to a bare Starlette app on
   the same server stack (uvicorn, httptools, uvloop) in its own process: the floor of one round
-  trip (and its rate from 4 threads);
+  trip (and its rate from 4 threads); ``with_sh_c_true_latency_ms`` is a POST to the same app
+  whose handler runs ``sh -c true`` in a thread (output captured), the floor of a shell task
+  doing the same work;
 * ``peers``: Ray, dask.distributed and ipyparallel on the same machine with 2 workers (the
   ``bench`` extra), each in its own process after the cluster is down: one no-op task's
   latency and ``--tasks`` no-op tasks at once (``--repeat`` times, the median counts); "not
-  installed" when the package is missing.
+  installed" when the package is missing. Ray also runs ``sh -c true`` as a task (``shell``),
+  the same work as our shell task.
 
 ``goals`` holds the issue's targets: direct p50 latency within 1.5x of the raw round trip, and
-batched throughput at least 2x Ray's. The machine's load average is recorded before and after:
+batched throughput at least 2x Ray's; for shell tasks ``ratio_same_work`` also compares with the
+baselines that run the same ``sh -c true`` (a no-op Python call does not start a process). The machine's load average is recorded before and after:
 compare numbers only within one run.
 
 Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--serial-tasks 200] [--rounds 100]
@@ -54,7 +58,7 @@ from slothlab import cluster
 from slothlab.client import AgentClient, Controller
 
 RAW_APP = """
-import sys, uvicorn
+import asyncio, subprocess, sys, uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -64,7 +68,15 @@ async def task(request: Request) -> JSONResponse:
     body = await request.json()
     return JSONResponse({"id": "x", "state": "succeeded", "echo": len(body)}, status_code=202)
 
-app = Starlette(routes=[Route("/v1/tasks", task, methods=["POST"])])
+async def shell(request: Request) -> JSONResponse:  # the same work as a shell task, no more
+    body = await request.json()
+    done = await asyncio.to_thread(
+        subprocess.run, ["/bin/sh", "-c", "true"], stdin=subprocess.DEVNULL, capture_output=True,
+        start_new_session=True)
+    return JSONResponse({"id": "x", "state": "succeeded", "exit_code": done.returncode})
+
+app = Starlette(routes=[Route("/v1/tasks", task, methods=["POST"]),
+                        Route("/v1/shell", shell, methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http="httptools", loop="uvloop",
             log_level="warning")
 """
@@ -77,6 +89,12 @@ RUNS = []
 
 def noop(*_):
     return 1
+
+def shell_true(*_):
+    import subprocess
+    done = subprocess.run(["/bin/sh", "-c", "true"], stdin=subprocess.DEVNULL,
+                          capture_output=True, start_new_session=True)
+    return done.returncode
 
 def lat(fn):
     for _ in range(10):
@@ -108,6 +126,11 @@ out = {"version": ray.__version__, "workers": 2,
        "latency_ms": lat(lambda: ray.get(f.remote())),
        "throughput_per_s": rate(lambda n: ray.get([f.remote() for _ in range(n)])),
        "runs": RUNS}
+RUNS = []
+g = ray.remote(shell_true)  # the same work as our shell task: sh -c true, output captured
+out["shell"] = {"latency_ms": lat(lambda: ray.get(g.remote())),
+                "throughput_per_s": rate(lambda n: ray.get([g.remote() for _ in range(n)])),
+                "runs": RUNS}
 ray.shutdown()
 print(json.dumps(out))
 """,
@@ -172,8 +195,9 @@ def _rate(fn: Callable[[int], Any], n: int, threads: int) -> float:
 
 
 @contextlib.contextmanager
-def raw_server() -> Iterator[Callable[[], Any]]:
-    """The raw baseline's server in its own process; yields one POST to it."""
+def raw_server() -> Iterator[dict[str, Callable[[], Any]]]:
+    """The raw baseline's server in its own process; yields its probes: ``raw`` (one POST)
+    and ``raw_shell`` (one POST whose handler runs ``sh -c true`` in a thread)."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-c", RAW_APP, str(port)], start_new_session=True)
     try:
@@ -188,7 +212,11 @@ def raw_server() -> Iterator[Callable[[], Any]]:
                     raise
                 time.sleep(0.05)
         body = {"kind": "shell", "source": "true", "idempotency_key": "k"}
-        yield lambda: session.post(url, json=body, timeout=5)
+        shell_url = url.replace("/v1/tasks", "/v1/shell")
+        yield {
+            "raw": lambda: session.post(url, json=body, timeout=5),
+            "raw_shell": lambda: session.post(shell_url, json=body, timeout=5),
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -255,8 +283,9 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
         master = Controller(state.master_url, token)
         for kind in NOOP:
             agent.run_batch([{"kind": kind, "source": NOOP[kind]}] * 50)  # start the workers
-        with raw_server() as raw_post:
-            probes: dict[str, Callable[[], Any]] = {"raw": raw_post}
+        with raw_server() as raw_probes:
+            raw_post = raw_probes["raw"]
+            probes: dict[str, Callable[[], Any]] = dict(raw_probes)
             for kind in NOOP:
                 probes[f"{kind}/direct"] = run_probe(agent, kind)
                 probes[f"{kind}/via_master"] = run_probe(master, kind, agent="agent-1")
@@ -265,7 +294,11 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
             raw_rate = _rate(lambda _: raw_post(), args.serial_tasks, 4)
         floor = measured["raw"]["p50"]
         doc: dict[str, Any] = {
-            "raw_post": {"latency_ms": measured["raw"], "per_s_4_threads": raw_rate},
+            "raw_post": {
+                "latency_ms": measured["raw"],
+                "per_s_4_threads": raw_rate,
+                "with_sh_c_true_latency_ms": measured["raw_shell"],
+            },
             "latency_ms": {},
             "throughput_per_s": {},
         }
@@ -278,6 +311,10 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
                 "direct_p50_over_raw": round(direct["p50"] / floor, 2),
                 "via_master_p50_over_raw": round(through["p50"] / floor, 2),
             }
+        same_work = measured["raw_shell"]["p50"]
+        doc["latency_ms"]["shell"]["direct_p50_over_raw_same_work"] = round(
+            doc["latency_ms"]["shell"]["direct"]["p50"] / same_work, 2
+        )
         for kind in NOOP:
             direct = [batched(agent, kind, args.tasks, args.batch) for _ in range(args.repeat)]
             through = [
@@ -333,12 +370,16 @@ def goals(doc: dict[str, Any]) -> dict[str, Any]:
     ray = doc["peers"].get("ray", "not run (see --peers)")
     for kind in ("shell", "lua"):
         if isinstance(ray, dict):
-            ratio = round(
-                doc["throughput_per_s"][kind]["direct_batched"] / ray["throughput_per_s"], 2
-            )
+            ours_ = doc["throughput_per_s"][kind]["direct_batched"]
+            ratio = round(ours_ / ray["throughput_per_s"], 2)
             out["batched_at_least_2x_ray"][kind] = {"ratio": ratio, "met": ratio >= 2.0}
+            if kind == "shell" and "shell" in ray:  # Ray tasks running the same sh -c true
+                same = round(ours_ / ray["shell"]["throughput_per_s"], 2)
+                out["batched_at_least_2x_ray"]["shell"]["ratio_same_work"] = same
         else:
             out["batched_at_least_2x_ray"][kind] = f"not measured: ray {ray}"
+    same_work = doc["latency_ms"]["shell"]["direct_p50_over_raw_same_work"]
+    out["direct_latency_within_1.5x_raw"]["shell"]["ratio_same_work"] = same_work
     return out
 
 
