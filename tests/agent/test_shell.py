@@ -417,8 +417,10 @@ def test_executor_shutdown_stops_its_spares() -> None:
     ready = executor.spares.pids
     record = executor.submit(TaskRequest(kind="shell", source="echo $$"))
     assert record.wait(10) and record.info().stdout == f"{ready[0]}\n"
+    assert executor.spares.fill(wait_s=10) == 2
+    started = set(ready) | set(executor.spares.pids)  # with the replacement
     executor.shutdown()
-    assert not (set(ready) | set(executor.spares.pids)) & children()
+    assert len(started) == 3 and not started & children()
 
 
 def test_executor_without_spares_forks() -> None:
