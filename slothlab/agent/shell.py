@@ -64,6 +64,7 @@ Sink = Callable[[str, bytes], None]
 _TICK_S = 0.2  # the longest the loop sleeps, so a cancel's SIGKILL escalation is on time
 _DRAIN_S = 1.0  # how long to read pipes held open by an escaped grandchild once the shell is gone
 _SPARE_MAX_SCRIPT = 16 << 10  # fits an empty pipe, so handing a script over never waits
+_QUIET_S = 0.005  # how long no task took a spare before the next spare is started
 _SPARE_DEATHS = 5  # spares found dead in a row, after which a pool stops starting them
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
 # dash sets these at start whatever the environment says; an ``export`` would not match that
@@ -384,11 +385,13 @@ class _Pool:
         self.deaths = 0
         self.thread: threading.Thread | None = None
         self.pid = os.getpid()  # a forked child must not hand its parent's spares a second task
+        self.last_take = float("-inf")
 
     def take(self) -> _Spare | None:
         if not self.size or os.getpid() != self.pid:
             return None
         with self.cond:
+            self.last_take = time.monotonic()
             self._wake()
             while self.idle:
                 spare = self.idle.popleft()
@@ -423,6 +426,7 @@ class _Pool:
         while True:
             with self.cond:
                 self.cond.wait_for(self._wanted)
+                self._wait_for_quiet()
                 if self.closed:
                     return
             try:
@@ -439,6 +443,16 @@ class _Pool:
                     continue
             spare.discard()
             return
+
+    def _wait_for_quiet(self) -> None:
+        """While a spare is left, start the next one only once no task took one for
+        ``_QUIET_S``: starting a shell costs the agent ~1 ms of CPU, which would otherwise land
+        on the task that just took a spare and on its answer. With none left, start at once."""
+        while self.idle and not self.closed:
+            left = self.last_take + _QUIET_S - time.monotonic()
+            if left <= 0:
+                return
+            self.cond.wait(left)
 
     def close(self) -> None:
         if os.getpid() != self.pid:

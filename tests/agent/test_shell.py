@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from slothlab.agent import Executor
+from slothlab.agent import Executor, shell
 from slothlab.agent.shell import (
     ShellLimits,
     ShellOutcome,
@@ -296,6 +296,24 @@ def test_a_task_runs_in_a_shell_started_before_it() -> None:
         assert run.wait().exit_code == 0
         wait_until(lambda: len(with_spares.pids) == 2, what="the replacement spare")
         assert run.pid not in with_spares.pids and ready[1] in with_spares.pids
+    finally:
+        with_spares.close()
+
+
+def test_spares_are_replaced_in_a_quiet_moment_or_at_once_when_none_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shell, "_QUIET_S", 3600.0)  # tasks never pause long enough here
+    with_spares = ShellSpares(2)
+    try:
+        assert with_spares.fill(wait_s=10) == 2
+        first = ShellRun("true", Sink(), spares=with_spares)
+        assert first.from_spare and first.wait().exit_code == 0
+        # one left: its replacement waits for a quiet moment (half a second shows none starts)
+        assert with_spares.fill(wait_s=0.5) == 1
+        second = ShellRun("true", Sink(), spares=with_spares)
+        assert second.from_spare and second.wait().exit_code == 0
+        wait_until(lambda: len(with_spares.pids) == 1, what="a spare started at once")
     finally:
         with_spares.close()
 
