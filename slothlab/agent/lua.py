@@ -17,6 +17,7 @@ as on the pool's wire).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -113,14 +114,81 @@ class LuaRunner:
         Raises:
             TypeError: an argument cannot be sent to a worker.
         """
-        options: dict[str, Any] = {
+        options = self._options(name, args, timeout_s, workdir)
+        return LuaRun(self, self._borrow(), code, options)
+
+    def start_async(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        code: str,
+        done: Callable[[list[Any] | None, BaseException | None], None],
+        *,
+        name: str = "task",
+        args: Sequence[Any] = (),
+        timeout_s: float = 60.0,
+        workdir: str | None = None,
+        output: OutputSink | None = None,
+    ) -> Callable[[], None] | None:
+        """Run a task from the event loop on an idle, warm worker, without a thread.
+
+        Call it on ``loop``'s thread; ``done(results, None)`` or ``done(None, error)`` is
+        called there at the end (results as :meth:`LuaRun.wait` gives them). Returns the
+        task's kill (callable from any thread), or None when no started worker is idle: then
+        use :meth:`start`, which waits for or starts one in its own thread.
+
+        Raises:
+            TypeError: an argument cannot be sent to a worker.
+        """
+        pool = self._borrow_warm()
+        if pool is None:
+            return None
+        lock, over = threading.Lock(), [False]
+
+        def finished(future: asyncio.Future[list[Any]]) -> None:
+            with lock:  # after this a kill must not reach the pool's next task
+                over[0] = True
+            self.give_back(pool)
+            error = future.exception()
+            if error is not None:
+                done(None, error)
+            else:
+                done(wire_encode(future.result()), None)
+
+        def kill() -> None:
+            with lock:
+                worker = None if over[0] else pool.workers[0]
+                if worker is not None:
+                    worker.kill()
+
+        options = self._options(name, args, timeout_s, workdir)
+        try:
+            future = pool.start_async(loop, code, output=output, **options)
+        except BaseException:
+            self.give_back(pool)
+            raise
+        if future is None:
+            self.give_back(pool)
+            return None
+        future.add_done_callback(finished)
+        return kill
+
+    def _options(
+        self, name: str, args: Sequence[Any], timeout_s: float, workdir: str | None
+    ) -> dict[str, Any]:
+        return {
             "name": name,
             "args": list(args),
             "timeout_s": timeout_s,
             "capabilities": self.capabilities,
             "context": {"workdir": workdir} if workdir else {},
         }
-        return LuaRun(self, self._borrow(), code, options)
+
+    def _borrow_warm(self) -> WorkerPool | None:
+        """The most recently used idle pool when its worker is running, else None."""
+        with self._lock:
+            if self._closed or not self._idle or self._idle[-1].workers[0] is None:
+                return None
+            return self._idle.pop()
 
     def _borrow(self) -> WorkerPool:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import sys
@@ -151,7 +152,8 @@ def _run(
         registrar = Registrar(master, token, parts.info, beat, interval_s=interval)
     grace = float(settings.get("agent.shutdown_grace_s"))
 
-    def ready() -> None:
+    def ready() -> None:  # called on the server's event loop
+        executor.attach_loop(asyncio.get_running_loop())
         executor.start()
         if health is not None:
             health.start()

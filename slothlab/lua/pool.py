@@ -27,6 +27,7 @@ histograms add up over tasks, gauges keep the last task's value.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -148,6 +149,23 @@ class _Worker:
         except OSError:
             raise _WorkerDied(self.proc.poll()) from None
 
+    @property
+    def out_fd(self) -> int:
+        """The worker's reply pipe."""
+        return self._out
+
+    def read_ready(self) -> Any:
+        """Read what the pipe holds now (it must be readable); the next message once whole,
+        else None. Raises _WorkerDied at the end of the pipe."""
+        chunk = os.read(self._out, 1 << 16)
+        if not chunk:
+            raise _WorkerDied(self.proc.wait())
+        self._buffer += chunk
+        if b"\n" not in self._buffer:
+            return None
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
     def receive(self, deadline: float | None) -> Any:
         """The next message; None when the deadline passed first. Raises _WorkerDied."""
         while b"\n" not in self._buffer:
@@ -182,6 +200,76 @@ class _Worker:
 
 
 # -- the pool ---------------------------------------------------------------------------------
+
+
+class _AsyncExchange:
+    """One task's request and reply on the event loop (see :meth:`WorkerPool.start_async`)."""
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        slot: int,
+        worker: _Worker,
+        task: _Task,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[list[Any]],
+    ) -> None:
+        self.pool, self.slot, self.worker, self.task = pool, slot, worker, task
+        self.loop, self.future = loop, future
+        self.fd = worker.out_fd
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        try:
+            self.worker.send(self.task.line)
+        except _WorkerDied as died:
+            self.pool._drop(self.slot, kill=False)
+            self._settle(error=_death_error(died.returncode, self.task.timeout_s))
+            return
+        self.loop.add_reader(self.fd, self._readable)
+        limit = self.task.timeout_s + self.pool.kill_grace_s
+        self.timer = self.loop.call_later(limit, self._timed_out)
+
+    def _readable(self) -> None:
+        try:
+            reply = self.worker.read_ready()
+        except _WorkerDied as died:
+            self._stop()
+            self.pool._drop(self.slot, kill=False)
+            self._settle(error=_death_error(died.returncode, self.task.timeout_s))
+            return
+        if reply is not None:
+            self._stop()
+            self._settle(reply=reply)
+
+    def _timed_out(self) -> None:
+        self._stop()
+        self.pool._drop(self.slot)
+        error = LuaTimeoutError(
+            f"task ran past its time limit of {self.task.timeout_s:g} s; its worker was killed"
+        )
+        self._settle(error=error)
+
+    def _stop(self) -> None:
+        self.loop.remove_reader(self.fd)
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _settle(
+        self, *, reply: dict[str, Any] | None = None, error: Exception | None = None
+    ) -> None:
+        self.pool._idle.put(self.slot)
+        try:
+            if error is not None:
+                raise error
+            assert reply is not None
+            results = self.pool._results(self.slot, self.task, reply)
+        except Exception as exc:  # handed to whoever awaits the future
+            if not self.future.done():
+                self.future.set_exception(exc)
+            return
+        if not self.future.done():
+            self.future.set_result(results)
 
 
 @dataclass
@@ -391,6 +479,38 @@ class WorkerPool:
             reply = self._exchange(slot, task)
         finally:
             self._idle.put(slot)
+        return self._results(slot, task, reply)
+
+    def start_async(
+        self, loop: asyncio.AbstractEventLoop, code: str, name: str = "task", **options: Any
+    ) -> asyncio.Future[list[Any]] | None:
+        """Send a chunk to an idle, running worker from the event loop, without a thread.
+
+        Call it on ``loop``'s thread. The request goes out at once and the loop reads the reply
+        (``add_reader``), so a task costs no thread hand-offs: on an idle machine each of those
+        costs a wake-up, ~0.2 ms apiece. Takes the arguments of :meth:`run`. Returns a future of
+        the results (or of the :class:`LuaError`), or None when no worker is idle and started
+        (use :meth:`run` then: it waits, or starts one, in its own thread).
+
+        Raises:
+            TypeError: an argument or global cannot be sent to a worker.
+            SlothlabError: the pool is closed.
+        """
+        task = self._task(code, name, **options)
+        try:
+            slot = self._idle.get_nowait()
+        except queue.Empty:
+            return None
+        worker = self.workers[slot]
+        if worker is None:
+            self._idle.put(slot)
+            return None
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        _AsyncExchange(self, slot, worker, task, loop, future).start()
+        return future
+
+    def _results(self, slot: int, task: _Task, reply: dict[str, Any]) -> list[Any]:
+        """What a reply means: output and metrics handed on, the results or the error."""
         if task.output is not None:
             for stream, text in reply.get("output", []):
                 task.output(stream, text)

@@ -1,0 +1,133 @@
+"""Lua tasks run from an attached event loop (the agent server's), without a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from slothlab.agent import Executor
+from slothlab.agent.tasks import TaskRecord
+
+from .conftest import lua, shell, wait_until
+
+Make = Callable[..., Executor]
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> Any:
+    async def call() -> Any:
+        return fn()
+
+    return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
+
+
+@pytest.fixture
+def attached(make_executor: Make, loop: asyncio.AbstractEventLoop) -> Executor:
+    executor = make_executor(capacity=2)
+    on_loop(loop, lambda: executor.attach_loop(loop))
+    executor.start()
+    return executor
+
+
+def finishing_threads(executor: Executor) -> list[int]:
+    seen: list[int] = []
+    executor.add_listener(lambda record: seen.append(threading.get_ident()))
+    return seen
+
+
+def loop_thread(loop: asyncio.AbstractEventLoop) -> int:
+    return on_loop(loop, threading.get_ident)  # type: ignore[no-any-return]
+
+
+def test_lua_tasks_finish_on_the_loop_once_a_worker_is_warm(
+    attached: Executor, loop: asyncio.AbstractEventLoop
+) -> None:
+    seen = finishing_threads(attached)
+    first = attached.submit(lua("return 1"))  # no worker yet: a thread starts one
+    assert first.wait(30) and first.info().state == "succeeded"
+    records = []
+    for i in range(6):  # one at a time: the warm worker is free for each
+        code = "local a, b = ... print('sum', a + b) return a + b"
+        records.append(attached.submit(lua(code, args=[i, 1])))
+        assert records[-1].wait(30)
+    records.append(on_loop(loop, lambda: attached.submit(lua("return 'from the loop'"))))
+    assert records[-1].wait(30)
+    infos = [r.info() for r in records]
+    assert [i.result for i in infos] == [[i + 1] for i in range(6)] + [["from the loop"]]
+    assert [i.stdout for i in infos[:6]] == [f"sum\t{i + 1}\n" for i in range(6)]
+    wait_until(lambda: len(seen) == 8, what="every task's listener")
+    assert seen[0] != loop_thread(loop)  # the cold start went through a thread
+    assert set(seen[1:]) == {loop_thread(loop)}  # the rest never left the loop
+
+
+def test_errors_timeouts_and_cancels_on_the_loop(
+    attached: Executor, loop: asyncio.AbstractEventLoop
+) -> None:
+    assert attached.submit(lua("return 1")).wait(30)  # warm a worker
+    seen = finishing_threads(attached)
+    failed = attached.submit(lua("error('boom')"))
+    slow = attached.submit(lua("while true do end", timeout_s=0.5))
+    assert failed.wait(30) and slow.wait(30)
+    assert failed.info().state == "failed" and "boom" in (failed.info().error or "")
+    assert slow.info().state == "timeout"
+    stuck = attached.submit(lua("while true do end", timeout_s=60))
+    wait_until(lambda: stuck.cancel is not None, what="the task to be armed")
+    attached.cancel(stuck.id)
+    assert stuck.wait(30) and stuck.info().state == "cancelled"
+    after = attached.submit(lua("return 2"))  # the killed worker was replaced
+    assert after.wait(30) and after.info().result == [2]
+    assert loop_thread(loop) in seen
+
+
+def test_a_worker_that_dies_mid_task_fails_only_that_task(
+    attached: Executor, loop: asyncio.AbstractEventLoop
+) -> None:
+    assert attached.submit(lua("return 1")).wait(30)
+    pool = attached.lua._idle[-1]
+    worker = pool.workers[0]
+    assert worker is not None
+    record = attached.submit(lua("while true do end", timeout_s=60))
+    wait_until(lambda: record.cancel is not None, what="the task to start")
+    worker.proc.kill()
+    assert record.wait(30) and record.info().state == "failed"
+    assert "killed" in (record.info().error or "")
+    again = attached.submit(lua("return 3"))
+    assert again.wait(30) and again.info().result == [3]
+
+
+def test_shell_tasks_still_run_in_threads(attached: Executor) -> None:
+    record = attached.submit(shell("echo hi"))
+    assert record.wait(30) and record.info().stdout == "hi\n"
+
+
+def test_no_loop_attached_keeps_every_task_in_threads(make_executor: Make) -> None:
+    executor = make_executor(capacity=1)
+    seen = finishing_threads(executor)
+    records = [executor.submit(lua("return 1")) for _ in range(3)]
+    assert all(r.wait(30) for r in records)
+    wait_until(lambda: len(seen) == 3, what="the listeners")
+    assert threading.get_ident() not in seen and len(set(seen)) == 1
+
+
+def test_a_closed_loop_sends_tasks_to_threads(make_executor: Make) -> None:
+    executor = make_executor(capacity=1)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(asyncio.sleep(0))
+    executor.attach_loop(loop)  # this thread stands for the loop's
+    loop.close()
+    record: TaskRecord = executor.submit(lua("return 5"))
+    assert record.wait(30) and record.info().result == [5]
