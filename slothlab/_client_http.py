@@ -14,12 +14,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
 
 from slothlab.errors import AgentUnreachableError, ClientError
 
@@ -74,7 +77,10 @@ class Transport:
         self.timeout = timeout
         self.retries = retries
         self.sleep = sleep
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            _read_environment_once(session, self.url)
+        self.session = session
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -114,10 +120,14 @@ class Transport:
         tries = 1 + (self.retries if retry else 0)
         limits = timeout or self.timeout
         allowed = set(ok_status)
+        target = self.url + path
+        if params:  # encoded here: requests' own handling of params costs ~70 µs a request
+            kept = {k: v for k, v in params.items() if v is not None}  # as requests drops them
+            target += ("&" if "?" in path else "?") + urlencode(kept, doseq=True)
         for attempt in range(1, tries + 1):
             try:
                 response = self.session.request(
-                    method, self.url + path, json=json, params=params, timeout=limits, stream=stream
+                    method, target, json=json, timeout=limits, stream=stream
                 )
             except requests.RequestException as exc:
                 if attempt >= tries:
@@ -234,6 +244,20 @@ def _sse_events(lines: Iterable[str | bytes]) -> Iterator[tuple[str, str]]:
             data.append(value)
     if data or event != "message":
         yield event, "\n".join(data)
+
+
+def _read_environment_once(session: requests.Session, url: str) -> None:
+    """Take the environment's proxy and CA bundle settings now, not on every request.
+
+    With ``trust_env`` on, requests reads them again for each request (it walks ``os.environ``
+    twice, ~0.2-0.5 ms of CPU on a small VM, a tenth of a no-op task's round trip), and lets a
+    ``~/.netrc`` entry for the server replace the bearer token with Basic credentials.
+    """
+    session.proxies.update(get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
 
 
 def parse_sse(lines: Iterable[str | bytes]) -> list[tuple[str, str]]:
