@@ -26,8 +26,9 @@ Prints one JSON document, every number measured in this run. A local cluster
 
 ``goals`` holds the issue's targets: direct p50 latency within 1.5x of the raw round trip, and
 batched throughput at least 2x Ray's; for shell tasks ``ratio_same_work`` also compares with the
-baselines that run the same ``sh -c true`` (a no-op Python call does not start a process). The machine's load average is recorded before and after:
-compare numbers only within one run.
+baselines that run the same ``sh -c true`` (a no-op Python call does not start a process). The
+machine's load average is recorded before and after: compare numbers only within one run. Both
+our client and the raw probe read proxy settings once (``trust_env`` off per request).
 
 Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--serial-tasks 200] [--rounds 100]
 [--batch 500] [--repeat 3] [--peers ray,dask,ipyparallel | --peers none]``.
@@ -202,6 +203,7 @@ def raw_server() -> Iterator[dict[str, Callable[[], Any]]]:
     proc = subprocess.Popen([sys.executable, "-c", RAW_APP, str(port)], start_new_session=True)
     try:
         session, url = requests.Session(), f"http://127.0.0.1:{port}/v1/tasks"
+        session.trust_env = False  # as lean as our client's session (env read once, not per call)
         deadline = time.monotonic() + 30
         while True:
             try:
