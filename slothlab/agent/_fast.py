@@ -178,7 +178,7 @@ def _nesting(body: bytes, limit: int) -> int:
     >>> _nesting(b'{"tasks": [{"args": ["[[[", {"a": []}]}]}', 64), _nesting(b"[[[]]]", 2)
     (6, 3)
     """
-    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", body))
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
     depth = 0
     while brackets and depth <= limit:
         inner = _PAIR.sub(b"", brackets)  # one level: only pairs that were innermost before
@@ -188,8 +188,8 @@ def _nesting(body: bytes, limit: int) -> int:
     return depth if not brackets else limit + 1
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: ~2x quicker
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 _PAIR = re.compile(rb"\{\}|\[\]")
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from slothlab._asgi import check_json
 from slothlab.agent import Executor, create_app
-from slothlab.agent._fast import AgentAPI
+from slothlab.agent._fast import AgentAPI, _nesting
 from slothlab.protocol import TaskInfo
 
 from .conftest import AUTH, TOKEN
@@ -136,3 +139,19 @@ def test_nesting_near_the_limit_gets_the_same_answer_as_the_body_guard(
     refused = check_json(body) is not None
     assert response.status_code == (400 if refused else 202), response.text
     assert taken(app) == (0 if refused else 1)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\n'),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@given(value=_JSON, limit=st.integers(min_value=1, max_value=8))
+def test_the_nesting_bound_never_passes_what_the_guard_refuses(value: object, limit: int) -> None:
+    body = json.dumps(value).encode()
+    if _nesting(body, limit) < limit:  # the fast path skips the full check only here
+        assert check_json(body, limit) is None
