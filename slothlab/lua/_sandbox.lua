@@ -144,10 +144,14 @@ local function copy(t)
     return c
 end
 
--- The library tables become unreachable from anywhere but env once the globals are cleared,
--- so they are trimmed in place rather than copied (cheaper runtime creation).
+-- Every env gets copies of the library tables: a worker runs many tasks in one Lua state, each
+-- in an env of its own (new_env), and what one task does to `string` or `math` must not reach
+-- the next. The originals are unreachable once the globals are cleared. String methods look in
+-- the current env's copy (the string metatable's __index), so `function string.x` still works
+-- with `s:x()`.
 string.dump = nil
-getmetatable0("").__index = string
+local string_mt = getmetatable0("")
+local randomseed = math.randomseed
 
 local safe_coroutine = copy(coroutine)
 safe_coroutine.create = safe_create
@@ -155,7 +159,7 @@ safe_coroutine.resume = safe_resume
 safe_coroutine.wrap = safe_wrap
 safe_coroutine.close = safe_close
 
-local env = {
+local base = { -- functions only: they are shared, being immutable
     _VERSION = _VERSION,
     assert = assert,
     error = error,
@@ -174,32 +178,44 @@ local env = {
     type = type,
     xpcall = safe_xpcall,
     unpack = unpack, -- Lua 5.1 scripts (sloth-runner's) call the global unpack
-    string = string,
-    table = table,
-    math = math,
-    utf8 = utf8,
-    coroutine = safe_coroutine,
-    os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime },
 }
-env._G = env
+local libs = { string = string, table = table, math = math, utf8 = utf8, coroutine = safe_coroutine,
+    os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime } }
 
 -- Modules are installed on first use: a global that is missing and named in `lazy` is
 -- installed by Python, then looked up again.
 local ERR = setmetatable0({}, { __name = "slothlab.error" })
-local lazy = {}
-setmetatable0(env, {
-    __index = function(t, k)
-        if lazy[k] then
-            lazy[k] = nil
-            local flag, message = install(k)
-            if flag == ERR then
-                error0(message, 2)
+local env, lazy -- the current env and the modules it may still install
+
+-- A new env, made current; with seeds, the random generator is seeded afresh too.
+local function new_env(seed1, seed2)
+    local e = copy(base)
+    for name, lib in pairs0(libs) do
+        e[name] = copy(lib)
+    end
+    e._G = e
+    string_mt.__index = e.string
+    local l = {}
+    setmetatable0(e, {
+        __index = function(t, k)
+            if l[k] then
+                l[k] = nil
+                local flag, message = install(k)
+                if flag == ERR then
+                    error0(message, 2)
+                end
+                return rawget0(t, k)
             end
-            return rawget0(t, k)
-        end
-        return nil
-    end,
-})
+            return nil
+        end,
+    })
+    if seed1 ~= nil then
+        randomseed(seed1, seed2)
+    end
+    env, lazy = e, l
+    return e
+end
+new_env()
 
 -- Compile a chunk of text (never bytecode) in the sandbox env, or in a child env of it.
 local function compile(code, name, chunk_env)
@@ -274,4 +290,4 @@ for k in pairs0(G) do
     G[k] = nil
 end
 
-return env, compile, run, add_lazy, ERR
+return env, compile, run, add_lazy, ERR, new_env

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import struct
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -220,10 +222,38 @@ class Runtime:
             mode="b",
         )
         self.env: Any = setup[0]
-        self._compile, self._run, self._add_lazy, self._err = setup[1:]
+        self._compile, self._run, self._add_lazy, self._err, self._new_env = setup[1:]
         self.installed: list[str] = []
         self._pending: dict[str, LuaModule] = {}
-        self._install_modules(modules, lazy_modules)
+        self._modules = None if modules is None else list(modules)
+        self._lazy_modules = lazy_modules
+        self._install_modules(self._modules, lazy_modules)
+
+    def fresh_env(
+        self, *, context: Mapping[str, Any] | None = None, output: OutputSink | None = None
+    ) -> None:
+        """Start over in a new global environment of the same Lua state (~15 µs, a new runtime
+        costs ~10x that).
+
+        Globals, library tables (fresh copies), modules (installed again on first use), the
+        context and the random generator's seed all start anew: nothing the code run so far
+        did is reachable from code run next. A worker runs each task this way. ``output``
+        replaces where ``print`` goes.
+        """
+        seeds = struct.unpack("<qq", os.urandom(16))
+        self.env = self._new_env(*seeds)
+        self.context = dict(context or {})
+        if output is not None:
+            self.output = output
+        self._budget = _Budget(instruction_limit=self._budget.instruction_limit)
+        self._install_modules(self._modules, self._lazy_modules)
+
+    def memory_used(self, *, collect: bool = False) -> int:
+        """Bytes the Lua state holds (0 without a memory cap); ``collect``: after a full
+        garbage collection, else garbage included."""
+        if collect:
+            self._lua.gccollect()
+        return int(self._lua.get_memory_used() or 0)
 
     def close(self) -> None:
         """Free the Lua state now; the runtime cannot be used afterwards.
@@ -234,7 +264,7 @@ class Runtime:
         while it is still in the cache, ~15 % less CPU per short task.
         """
         self._pending.clear()
-        self.env = self._compile = self._run = self._add_lazy = self._err = None
+        self.env = self._compile = self._run = self._add_lazy = self._err = self._new_env = None
         self._lua = None
 
     # -- set-up -------------------------------------------------------------------------------
