@@ -299,12 +299,14 @@ class Executor:
         self._loop, self._loop_thread = loop, threading.get_ident()
 
     def _on_loop(self, fn: Callable[[TaskRecord], None], record: TaskRecord) -> bool:
-        """Have the attached loop call ``fn(record)`` soon; False without a running loop."""
+        """Have the attached loop call ``fn(record)``: now when this is the loop's thread (the
+        worker starts while the caller finishes its bookkeeping), else soon; False without a
+        running loop."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return False
         if threading.get_ident() == self._loop_thread:
-            loop.call_soon(fn, record)
+            fn(record)
             return True
         try:
             loop.call_soon_threadsafe(fn, record)
@@ -327,8 +329,8 @@ class Executor:
                 workdir=request.workdir,
                 output=_lua_output(record),
             )
-        except Exception as exc:
-            self._lua_done(record, None, exc)
+        except Exception as exc:  # reported from the loop: the caller may hold the lock
+            self._loop.call_soon(self._lua_done, record, None, exc)
             return
         if kill is None:
             self._threads.submit(self._run, record)

@@ -174,7 +174,16 @@ class TaskRecord:
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
+        if not waiters:
+            return
+        try:
+            here = asyncio.get_running_loop()  # a Lua task ends on the loop that waits for it
+        except RuntimeError:
+            here = None
         for waiter in waiters:
+            if waiter.loop is here:
+                _settle(waiter.future, True)  # no trip through the loop's wake-up pipe
+                continue
             with contextlib.suppress(RuntimeError):  # the waiter's loop is closed
                 waiter.loop.call_soon_threadsafe(_settle, waiter.future, True)
 
