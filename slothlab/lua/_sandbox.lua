@@ -19,6 +19,14 @@ local STEP = 1000
 local stopped = nil -- the budget / interrupt message, once the budget has run out
 local depth = 0 -- nesting of run(): Python module functions may call back into Lua
 
+-- Forget a run that did not end normally: the hook can fire between xpcall's return and the
+-- end of run(), and its error then leaves run() with depth, stopped and the hook still set.
+local function reset()
+    stopped = nil
+    depth = 0
+    sethook()
+end
+
 local function hook()
     if stopped == nil then
         stopped = check(STEP)
@@ -189,6 +197,7 @@ local env, lazy -- the current env and the modules it may still install
 
 -- A new env, made current; with seeds, the random generator is seeded afresh too.
 local function new_env(seed1, seed2)
+    reset()
     local e = copy(base)
     for name, lib in pairs0(libs) do
         e[name] = copy(lib)
@@ -290,4 +299,4 @@ for k in pairs0(G) do
     G[k] = nil
 end
 
-return env, compile, run, add_lazy, ERR, new_env
+return env, compile, run, add_lazy, ERR, new_env, reset

@@ -222,7 +222,7 @@ class Runtime:
             mode="b",
         )
         self.env: Any = setup[0]
-        self._compile, self._run, self._add_lazy, self._err, self._new_env = setup[1:]
+        self._compile, self._run, self._add_lazy, self._err, self._new_env, self._reset = setup[1:]
         self.installed: list[str] = []
         self._pending: dict[str, LuaModule] = {}
         self._modules = None if modules is None else list(modules)
@@ -264,7 +264,8 @@ class Runtime:
         while it is still in the cache, ~15 % less CPU per short task.
         """
         self._pending.clear()
-        self.env = self._compile = self._run = self._add_lazy = self._err = self._new_env = None
+        self.env = self._compile = self._run = self._add_lazy = self._err = None
+        self._new_env = self._reset = None
         self._lua = None
 
     # -- set-up -------------------------------------------------------------------------------
@@ -458,8 +459,12 @@ class Runtime:
         try:
             result = self._run(fn, *[self.to_lua(a) for a in args])
         except _LupaMemoryError:
+            self._after_escape()
             raise LuaMemoryError(f"{_MEMORY}: the Lua memory cap was reached") from None
         except _LupaError as exc:  # an error outside xpcall's reach
+            self._after_escape()
+            if b.reason:
+                raise LuaTimeoutError(b.reason) from None
             raise _located(LuaError, str(exc)) from None
         finally:
             self._depth -= 1
@@ -467,6 +472,13 @@ class Runtime:
         if result[0]:
             return list(result[2 : 2 + result[1]])
         raise self._error_from(result[1])
+
+    def _after_escape(self) -> None:
+        """An error left the sandbox's run() itself: at the outermost call, clear what that
+        run left set (its nesting count, the budget message, the hook), or every later call
+        of this runtime would fail at its first hook."""
+        if self._depth == 1:
+            self._reset()
 
     def _error_from(self, info: Any) -> LuaError:
         from slothlab.lua.convert import is_lua_table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -233,3 +234,19 @@ def test_close_frees_the_lua_state_without_the_cycle_collector() -> None:
     finally:
         gc.enable()
         gc.collect()
+
+
+@pytest.mark.parametrize("then", ["same env", "fresh env"])
+def test_a_budget_that_runs_out_as_a_call_returns_does_not_poison_later_calls(then: str) -> None:
+    # With a budget of 1 instruction the first hook stops the call. For some chunk lengths that
+    # hook fires after the chunk returned, in the sandbox's own epilogue, outside xpcall: the
+    # runtime must still clear what that run left set (nesting count, budget message, hook).
+    for k in range(900, 1100):  # the chunk lengths around the first hook (every 1,000)
+        rt = Runtime(instruction_limit=1)
+        with contextlib.suppress(LuaError):  # shorter chunks end before the first hook
+            rt.execute("local a = 0 " + "a = a + 1 " * k)
+        rt._budget.instruction_limit = 0
+        if then == "fresh env":
+            rt.fresh_env()
+        assert rt.execute("local x = 0 for i = 1, 3000 do x = x + 1 end return x") == [3000], k
+        rt.close()
