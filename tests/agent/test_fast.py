@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -155,3 +157,17 @@ def test_the_nesting_bound_never_passes_what_the_guard_refuses(value: object, li
     body = json.dumps(value).encode()
     if _nesting(body, limit) < limit:  # the fast path skips the full check only here
         assert check_json(body, limit) is None
+
+
+def test_a_crafted_unterminated_string_does_not_hang_the_nesting_bound() -> None:
+    # One escaped quote after another, never closed: a backtracking regex tries each as a new
+    # string start (hours for this body); the bound must stay linear. A hang guard, not a timing.
+    script = (
+        "from slothlab.agent._fast import _nesting\n"
+        "body = b'[' * 64 + b'\"' + b'\\\\\"' * 1_000_000\n"
+        "print(_nesting(body, 64))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "65"  # unbalanced: the full check decides
