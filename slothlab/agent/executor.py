@@ -318,6 +318,9 @@ class Executor:
         """Start a Lua task from the loop (or hand it to a thread when no warm worker is free)."""
         request = record.request
         assert self._loop is not None
+        if record.cancel_requested:  # cancelled before it started: no worker is spent on it
+            self._loop.call_soon(self._lua_done, record, None, None)
+            return
         try:
             kill = self.lua.start_async(
                 self._loop,

@@ -142,11 +142,8 @@ class LuaRunner:
         pool = self._borrow_warm()
         if pool is None:
             return None
-        lock, over = threading.Lock(), [False]
 
         def finished(future: asyncio.Future[list[Any]]) -> None:
-            with lock:  # after this a kill must not reach the pool's next task
-                over[0] = True
             self.give_back(pool)
             error = future.exception()
             if error is not None:
@@ -154,21 +151,16 @@ class LuaRunner:
             else:
                 done(wire_encode(future.result()), None)
 
-        def kill() -> None:
-            with lock:
-                worker = None if over[0] else pool.workers[0]
-                if worker is not None:
-                    worker.kill()
-
         options = self._options(name, args, timeout_s, workdir)
         try:
-            future = pool.start_async(loop, code, output=output, **options)
+            started = pool.start_async(loop, code, output=output, **options)
         except BaseException:
             self.give_back(pool)
             raise
-        if future is None:
+        if started is None:
             self.give_back(pool)
             return None
+        future, kill = started
         future.add_done_callback(finished)
         return kill
 

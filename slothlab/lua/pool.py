@@ -138,7 +138,7 @@ class _Worker:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin
         self._out = self.proc.stdout.fileno()
-        self._buffer = b""
+        self._chunks: list[bytes] = []  # a reply's pieces until its newline comes
         self.killed = False
 
     def send(self, line: bytes) -> None:
@@ -154,33 +154,53 @@ class _Worker:
         """The worker's reply pipe."""
         return self._out
 
-    def read_ready(self) -> Any:
-        """Read what the pipe holds now (it must be readable); the next message once whole,
-        else None. Raises _WorkerDied at the end of the pipe."""
-        chunk = os.read(self._out, 1 << 16)
-        if not chunk:
-            raise _WorkerDied(self.proc.wait())
-        self._buffer += chunk
-        if b"\n" not in self._buffer:
-            return None
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return json.loads(line)
+    def read_ready(self) -> bytes | None:
+        """Read what the pipe holds now (it must be readable); the next message's line once
+        whole, else None. Raises _WorkerDied at the end of the pipe."""
+        return self._kept_line() or self._take(self._read())
 
     def receive(self, deadline: float | None) -> Any:
         """The next message; None when the deadline passed first. Raises _WorkerDied."""
-        while b"\n" not in self._buffer:
+        line = self._kept_line()
+        while line is None:
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
                 return None
             ready, _, _ = select.select([self._out], [], [], wait)
-            if not ready:
-                continue
-            chunk = os.read(self._out, 1 << 16)
-            if not chunk:
-                raise _WorkerDied(self.proc.wait())
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
+            if ready:
+                line = self._take(self._read())
         return json.loads(line)
+
+    def _read(self) -> bytes:
+        chunk = os.read(self._out, (1 << 20) if self._chunks else (1 << 16))
+        if not chunk:
+            raise _WorkerDied(self.proc.wait())
+        return chunk
+
+    def _take(self, chunk: bytes) -> bytes | None:
+        """Keep ``chunk``; the whole line once its newline came (linear in the reply's size:
+        a 50 MB reply is ~800 reads)."""
+        end = chunk.find(b"\n")
+        if end < 0:
+            self._chunks.append(chunk)
+            return None
+        line = b"".join([*self._chunks, chunk[:end]])
+        rest = chunk[end + 1 :]
+        self._chunks = [rest] if rest else []
+        return line
+
+    def _kept_line(self) -> bytes | None:
+        """A whole line left over from an earlier read (a worker writes one per request)."""
+        if len(self._chunks) == 1 and b"\n" in self._chunks[0]:
+            line, _, rest = self._chunks[0].partition(b"\n")
+            self._chunks = [rest] if rest else []
+            return line
+        return None
+
+    @property
+    def alive(self) -> bool:
+        """Not killed and still running."""
+        return not self.killed and self.proc.poll() is None
 
     def kill(self) -> int | None:
         self.killed = True
@@ -202,6 +222,10 @@ class _Worker:
 # -- the pool ---------------------------------------------------------------------------------
 
 
+_LOOP_PARSE_MAX = 1 << 20  # bytes of a reply parsed on the event loop; larger ones in a thread
+_LOOP_REQUEST_MAX = 1 << 16  # bytes of a request the loop writes (an empty pipe takes them at once)
+
+
 class _AsyncExchange:
     """One task's request and reply on the event loop (see :meth:`WorkerPool.start_async`)."""
 
@@ -218,6 +242,8 @@ class _AsyncExchange:
         self.loop, self.future = loop, future
         self.fd = worker.out_fd
         self.timer: asyncio.TimerHandle | None = None
+        self.lock = threading.Lock()
+        self.over = False  # the reply is in (or the worker gone): a kill must not touch it now
 
     def start(self) -> None:
         try:
@@ -230,17 +256,37 @@ class _AsyncExchange:
         limit = self.task.timeout_s + self.pool.kill_grace_s
         self.timer = self.loop.call_later(limit, self._timed_out)
 
+    def kill(self) -> None:
+        """Stop the task now (from any thread): SIGKILL its worker, unless the reply is in."""
+        with self.lock:
+            if not self.over:
+                self.worker.kill()
+
     def _readable(self) -> None:
         try:
-            reply = self.worker.read_ready()
+            line = self.worker.read_ready()
         except _WorkerDied as died:
             self._stop()
             self.pool._drop(self.slot, kill=False)
             self._settle(error=_death_error(died.returncode, self.task.timeout_s))
             return
-        if reply is not None:
-            self._stop()
-            self._settle(reply=reply)
+        if line is None:
+            return
+        self._stop()
+        with self.lock:
+            self.over = True
+        if len(line) <= _LOOP_PARSE_MAX:
+            self._settle(reply=json.loads(line))
+            return
+        parsing = self.loop.run_in_executor(None, json.loads, line)  # not on the loop
+        parsing.add_done_callback(self._parsed)
+
+    def _parsed(self, parsing: asyncio.Future[Any]) -> None:
+        error = parsing.exception()
+        if error is not None:
+            self._settle(error=LuaError(f"the worker's reply could not be read: {error}"))
+        else:
+            self._settle(reply=parsing.result())
 
     def _timed_out(self) -> None:
         self._stop()
@@ -258,6 +304,10 @@ class _AsyncExchange:
     def _settle(
         self, *, reply: dict[str, Any] | None = None, error: Exception | None = None
     ) -> None:
+        with self.lock:
+            self.over = True
+        if reply is not None and reply.get("retire"):  # before another task can take the slot
+            self.pool._drop(self.slot, kill=False)
         self.pool._idle.put(self.slot)
         try:
             if error is not None:
@@ -477,37 +527,45 @@ class WorkerPool:
         slot = self._idle.get()
         try:
             reply = self._exchange(slot, task)
+            if reply.get("retire"):  # before another task can take the slot
+                self._drop(slot, kill=False)
         finally:
             self._idle.put(slot)
         return self._results(slot, task, reply)
 
     def start_async(
         self, loop: asyncio.AbstractEventLoop, code: str, name: str = "task", **options: Any
-    ) -> asyncio.Future[list[Any]] | None:
+    ) -> tuple[asyncio.Future[list[Any]], Callable[[], None]] | None:
         """Send a chunk to an idle, running worker from the event loop, without a thread.
 
         Call it on ``loop``'s thread. The request goes out at once and the loop reads the reply
         (``add_reader``), so a task costs no thread hand-offs: on an idle machine each of those
         costs a wake-up, ~0.2 ms apiece. Takes the arguments of :meth:`run`. Returns a future of
-        the results (or of the :class:`LuaError`), or None when no worker is idle and started
-        (use :meth:`run` then: it waits, or starts one, in its own thread).
+        the results (or of the :class:`LuaError`) and the task's kill (callable from any
+        thread; it does nothing once the reply is in), or None when no started worker is idle
+        or the request is over 64 KiB (use :meth:`run` then, in a thread of its own).
 
         Raises:
             TypeError: an argument or global cannot be sent to a worker.
             SlothlabError: the pool is closed.
         """
         task = self._task(code, name, **options)
+        if len(task.line) > _LOOP_REQUEST_MAX:  # the write could wait for the worker
+            return None
         try:
             slot = self._idle.get_nowait()
         except queue.Empty:
             return None
         worker = self.workers[slot]
-        if worker is None:
+        if worker is None or not worker.alive:
+            if worker is not None:  # killed or dead while idle: the thread path starts another
+                self._drop(slot, kill=False)
             self._idle.put(slot)
             return None
         future: asyncio.Future[list[Any]] = loop.create_future()
-        _AsyncExchange(self, slot, worker, task, loop, future).start()
-        return future
+        exchange = _AsyncExchange(self, slot, worker, task, loop, future)
+        exchange.start()
+        return future, exchange.kill
 
     def _results(self, slot: int, task: _Task, reply: dict[str, Any]) -> list[Any]:
         """What a reply means: output and metrics handed on, the results or the error."""
@@ -540,7 +598,11 @@ class WorkerPool:
                 task.output("warn", problem)
 
     def _exchange(self, slot: int, task: _Task) -> dict[str, Any]:
-        worker = self.workers[slot] or self._start(slot)
+        worker = self.workers[slot]
+        if worker is not None and not worker.alive:  # killed or dead while idle
+            self._drop(slot, kill=False)
+            worker = None
+        worker = worker or self._start(slot)
         deadline = time.monotonic() + task.timeout_s + self.kill_grace_s
         try:
             worker.send(task.line)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from slothlab.agent import Executor
+from slothlab.agent.lua import LuaRunner
 from slothlab.agent.tasks import TaskRecord
 
 from .conftest import lua, shell, wait_until
@@ -131,3 +132,51 @@ def test_a_closed_loop_sends_tasks_to_threads(make_executor: Make) -> None:
     loop.close()
     record: TaskRecord = executor.submit(lua("return 5"))
     assert record.wait(30) and record.info().result == [5]
+
+
+def test_a_kill_after_the_reply_is_in_spares_the_worker(loop: asyncio.AbstractEventLoop) -> None:
+    runner = LuaRunner(size=1)
+    try:
+        assert runner.start("return 0").wait(lambda s, t: None) == [0]  # a started worker
+        pid = runner._idle[-1].workers[0].proc.pid  # type: ignore[union-attr]
+        ended: list[object] = []
+        kill = on_loop(
+            loop,
+            lambda: runner.start_async(loop, "return 7", lambda r, e: ended.append(r or e)),
+        )
+        assert kill is not None
+        wait_until(lambda: ended, what="the task's end")
+        kill()  # a cancel that lands just after the reply: the worker is someone else's now
+        assert ended == [[7]]
+        assert runner.start("return 8").wait(lambda s, t: None) == [8]
+        assert runner._idle[-1].workers[0].proc.pid == pid  # type: ignore[union-attr]
+    finally:
+        runner.close()
+
+
+def test_a_worker_killed_while_idle_is_replaced_before_the_next_task(
+    attached: Executor, loop: asyncio.AbstractEventLoop
+) -> None:
+    assert attached.submit(lua("return 1")).wait(30)
+    worker = attached.lua._idle[-1].workers[0]
+    assert worker is not None
+    worker.proc.kill()
+    worker.proc.wait()
+    record = attached.submit(lua("return 2"))
+    assert record.wait(30) and record.info().result == [2], record.info().error
+
+
+def test_large_requests_and_replies_still_work_on_the_loop_path(
+    attached: Executor, loop: asyncio.AbstractEventLoop
+) -> None:
+    assert attached.submit(lua("return 1")).wait(30)
+    seen = finishing_threads(attached)
+    big_reply = attached.submit(lua("return #string.rep('x', 3 << 20), string.rep('y', 3 << 20)"))
+    assert big_reply.wait(60) and big_reply.info().state == "succeeded", big_reply.info().error
+    result = big_reply.info().result
+    assert result is not None and result[0] == 3 << 20 and len(result[1]) == 3 << 20
+    big_request = attached.submit(lua("return #(...)", args=["z" * (100 << 10)]))
+    assert big_request.wait(60) and big_request.info().result == [100 << 10]
+    wait_until(lambda: len(seen) == 2, what="both listeners")
+    assert seen[0] == loop_thread(loop)  # a 3 MiB reply: read on the loop, parsed in a thread
+    assert seen[1] != loop_thread(loop)  # a 100 KiB request: sent from a thread
