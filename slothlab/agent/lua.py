@@ -178,7 +178,11 @@ class LuaRunner:
     def _borrow_warm(self) -> WorkerPool | None:
         """The most recently used idle pool when its worker is running, else None."""
         with self._lock:
-            if self._closed or not self._idle or self._idle[-1].workers[0] is None:
+            if self._closed or not self._idle:
+                return None
+            pool = self._idle[-1]
+            pool.drop_dead()  # a kill that came after its last reply, or a crash
+            if pool.workers[0] is None:
                 return None
             return self._idle.pop()
 
@@ -188,7 +192,9 @@ class LuaRunner:
                 if self._closed:
                     raise RuntimeError("the Lua runner is closed")
                 if self._idle:
-                    return self._idle.pop()
+                    pool = self._idle.pop()
+                    pool.drop_dead()  # a kill that came after its last reply, or a crash
+                    return pool
                 if len(self._all) < self.size:
                     pool = WorkerPool(1, max_memory_mb=self.max_memory_mb, env=self._env)
                     self._all.append(pool)

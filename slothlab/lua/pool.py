@@ -567,6 +567,13 @@ class WorkerPool:
         exchange.start()
         return future, exchange.kill
 
+    def drop_dead(self) -> None:
+        """Forget workers that died or were killed since their last task (their slot's next
+        task starts a new one instead of failing on a dead pipe)."""
+        for slot, worker in enumerate(self.workers):
+            if worker is not None and not worker.alive:
+                self._drop(slot, kill=False)
+
     def _results(self, slot: int, task: _Task, reply: dict[str, Any]) -> list[Any]:
         """What a reply means: output and metrics handed on, the results or the error."""
         if task.output is not None:
@@ -598,11 +605,7 @@ class WorkerPool:
                 task.output("warn", problem)
 
     def _exchange(self, slot: int, task: _Task) -> dict[str, Any]:
-        worker = self.workers[slot]
-        if worker is not None and not worker.alive:  # killed or dead while idle
-            self._drop(slot, kill=False)
-            worker = None
-        worker = worker or self._start(slot)
+        worker = self.workers[slot] or self._start(slot)
         deadline = time.monotonic() + task.timeout_s + self.kill_grace_s
         try:
             worker.send(task.line)

@@ -103,6 +103,18 @@ def test_crashed_worker_is_replaced() -> None:
         assert pool.run("return 3") == [3]
 
 
+def test_drop_dead_replaces_a_worker_that_died_while_idle() -> None:
+    with WorkerPool(size=1) as pool:
+        assert pool.run("return 1") == [1]
+        worker = pool.workers[0]
+        assert worker is not None
+        worker.kill()  # e.g. a cancel that came just after the task's reply
+        pool.drop_dead()
+        assert pool.workers[0] is None
+        assert pool.run("return 2") == [2]  # a new worker, not an error
+        assert pool.workers[0] is not None and pool.workers[0].proc.pid != worker.proc.pid
+
+
 def test_worker_environment_has_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLOTHLAB_TEST_SECRET", "hunter2")
     with WorkerPool(size=1) as pool:
