@@ -33,7 +33,14 @@ class LuaModule(ABC):
         """The module's Python functions, by their Lua name."""
 
     def install(self, runtime: Runtime) -> None:
-        """Install the module's table as a global of ``runtime``."""
+        """Install the module's table as a global of ``runtime``.
+
+        Called again for every fresh env of the same runtime (:meth:`Runtime.fresh_env
+        <slothlab.lua.runtime.Runtime.fresh_env>`: a worker runs each task, maybe another
+        user's, in a fresh env of one Lua state). Keep a task's state in ``runtime.context``
+        (new for each env) or in the env itself, never on the runtime object, in the module
+        instance, or keyed by ``id(runtime)``: that would reach the next task.
+        """
         table = runtime.module_table(self.functions(runtime), prefix=f"{self.name}.")
         runtime.env[self.name.encode()] = table
         if self.lua_source:
