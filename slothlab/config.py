@@ -90,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
     "agent.throttle_capacity": 0,  # tasks at once while throttled (0: half the capacity)
     "agent.shell_max_memory_mb": 0,  # RLIMIT_AS of shell tasks (0: none)
     "agent.shell_max_cpu_s": 0,  # RLIMIT_CPU of shell tasks (0: none)
+    "agent.shell_spares": 2,  # shells started ahead for shell tasks (0: every task forks its own)
     "agent.lua_max_memory_mb": 256,
     "agent.lua_exec": False,  # may Lua tasks use exec.run (shell commands)?
     "agent.lua_fs": False,  # may Lua tasks use fs?

@@ -1,10 +1,10 @@
 """An executor and a health monitor from the settings (what ``slothlab agent start`` runs).
 
 >>> from slothlab.config import Settings
->>> executor = build_executor(Settings(None, environ={"SLOTHLAB_AGENT_LIMIT_ACTION": "reject"}),
-...                           "doc", 2, snapshot=None)
->>> executor.capacity, executor.limits.action, executor.table.result_ttl_s
-(2, 'reject', 3600.0)
+>>> environ = {"SLOTHLAB_AGENT_LIMIT_ACTION": "reject", "SLOTHLAB_AGENT_SHELL_SPARES": "0"}
+>>> executor = build_executor(Settings(None, environ=environ), "doc", 2, snapshot=None)
+>>> executor.capacity, executor.limits.action, executor.table.result_ttl_s, executor.spares.size
+(2, 'reject', 3600.0, 0)
 >>> executor.shutdown()
 """
 
@@ -50,6 +50,7 @@ def build_executor(
             max_memory_mb=int(get("agent.shell_max_memory_mb")),
             max_cpu_s=int(get("agent.shell_max_cpu_s")),
         ),
+        shell_spares=int(get("agent.shell_spares")),
         kill_grace_s=float(get("agent.kill_grace_s")),
         max_output=int(get("agent.max_output_bytes")),
         max_queue=int(get("agent.max_queue")),
