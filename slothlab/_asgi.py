@@ -152,6 +152,31 @@ class BodyGuard:
         await _send_error(send, 413, "too_large", message)
 
 
+def plain_json_post(
+    scope: Scope, max_body_bytes: int, accepts_token: Callable[[bytes | None], bool]
+) -> bool:
+    """True when a request is what the fast paths (agent submissions, master heartbeats) take:
+    a JSON body with a ``Content-Length`` under the cap and a bearer token ``accepts_token``
+    takes. Anything else goes to the full app, whose answers (401, 413, 422) are the routes'.
+    """
+    auth = kind = length = None
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            auth = value
+        elif key == b"content-type":
+            kind = value
+        elif key == b"content-length":
+            length = value
+    return (
+        length is not None
+        and length.isdigit()
+        and int(length) <= max_body_bytes
+        and kind is not None
+        and kind.split(b";", 1)[0].strip().lower() == b"application/json"
+        and accepts_token(auth)
+    )
+
+
 async def read_body(receive: Receive) -> bytes | None:
     """The whole request body from ``receive``, or None when the client went away."""
     message = await receive()

@@ -36,7 +36,13 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from slothlab._asgi import MAX_JSON_DEPTH, check_json, read_body, replay_body
+from slothlab._asgi import (
+    MAX_JSON_DEPTH,
+    check_json,
+    plain_json_post,
+    read_body,
+    replay_body,
+)
 from slothlab.agent._answers import batch_response, task_response, wait_all, wait_done
 from slothlab.errors import AgentBusyError, AgentError
 from slothlab.protocol import MAX_WAIT_S, BatchRequest, TaskRequest
@@ -48,7 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentAPI", "SubmitPath"]
 
-_JSON = b"application/json"
 _PATHS = {"/v1/tasks": False, "/v1/tasks:batch": True}  # path -> is a batch
 _REFUSED_BY_GUARD = (b"NaN", b"Infinity")  # the body guard answers 400 to these literals
 
@@ -76,22 +81,8 @@ class SubmitPath:
         """Answer a plain submission (None), or return the ``receive`` the full app should use."""
         batch = _PATHS[scope["path"]]
         wait = _wait_of(scope.get("query_string", b""))
-        auth = kind = length = None
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                auth = value
-            elif key == b"content-type":
-                kind = value
-            elif key == b"content-length":
-                length = value
-        if (
-            wait is None
-            or length is None
-            or not length.isdigit()
-            or int(length) > self.max_body_bytes
-            or kind is None
-            or kind.split(b";", 1)[0].strip().lower() != _JSON
-            or not app.state.verifier.check_header(auth)
+        if wait is None or not plain_json_post(
+            scope, self.max_body_bytes, app.state.verifier.check_header
         ):
             return receive
         body = await read_body(receive)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from slothlab._asgi import read_body, replay_body
+from slothlab._asgi import plain_json_post, read_body, replay_body
 from slothlab.errors import UnknownAgentError
 from slothlab.protocol import Heartbeat
 
@@ -107,22 +107,7 @@ class HeartbeatPath:
         self, name: str, scope: Scope, receive: Receive, send: Send, verifier: TokenVerifier
     ) -> Receive | None:
         """Answer a plain heartbeat (None), or return the ``receive`` the full app should use."""
-        auth = kind = length = None
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                auth = value
-            elif key == b"content-type":
-                kind = value
-            elif key == b"content-length":
-                length = value
-        if (
-            length is None
-            or not length.isdigit()
-            or int(length) > self.max_body_bytes
-            or kind is None
-            or kind.split(b";", 1)[0].strip().lower() != _JSON
-            or not verifier.check_header(auth)
-        ):
+        if not plain_json_post(scope, self.max_body_bytes, verifier.check_header):
             return receive
         body = await read_body(receive)
         if body is None:
