@@ -1,8 +1,10 @@
 """Per-task overhead of slothlab's Lua: a fresh sandboxed runtime in-process, and the worker pool.
 
 Prints one JSON document. Baselines measured in the same run: raw lupa (``LuaRuntime()`` +
-``execute``) for the in-process runtime; a raw JSON-lines round trip to a Python subprocess
-(no Lua) for the pool. Goals: under 0.2 ms in-process, under 2 ms on the pool.
+``execute``) for the in-process runtime, and a new runtime for ``fresh_env`` (what a pool worker
+does per task); a raw JSON-lines round trip to a Python subprocess (no Lua) for the pool, its
+time and the echo process's CPU per message against the worker's CPU per task. Goals: under
+0.2 ms in-process, under 2 ms on the pool.
 
     .venv/bin/python bench/lua.py [--n 2000] [--pool-n 500] [--repeats 5]
 """
@@ -52,9 +54,14 @@ def in_process(n: int, repeats: int) -> dict[str, Any]:
     def eager() -> None:
         Runtime(lazy_modules=False).execute("return 1+1")
 
+    def fresh_env() -> None:  # what a pool worker does per task: a new env of a kept state
+        runtime.fresh_env()
+        runtime.execute("return 1+1")
+
     runtime = Runtime()
     chunk = runtime.load("return 1+1")
     results = {
+        "fresh_env_on_kept_runtime_ms": per_call_ms(fresh_env, n, repeats),
         "raw_lupa_ms": per_call_ms(raw, n, repeats),
         "runtime_no_modules_ms": per_call_ms(bare, n, repeats),
         "runtime_lazy_modules_ms": per_call_ms(lazy, n, repeats),
@@ -64,10 +71,22 @@ def in_process(n: int, repeats: int) -> dict[str, Any]:
     }
     results["ratio_no_modules_vs_raw"] = results["runtime_no_modules_ms"] / results["raw_lupa_ms"]
     results["ratio_lazy_vs_raw"] = results["runtime_lazy_modules_ms"] / results["raw_lupa_ms"]
+    results["ratio_fresh_env_vs_new_runtime"] = (
+        results["fresh_env_on_kept_runtime_ms"] / results["runtime_lazy_modules_ms"]
+    )
     return results
 
 
-def raw_subprocess_round_trip(n: int, repeats: int) -> float:
+def child_cpu_ms(pid: int) -> float:
+    """User + system CPU a process used so far, in ms."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return (times.user + times.system) * 1e3
+
+
+def raw_subprocess_round_trip(n: int, repeats: int) -> tuple[float, float]:
+    """Mean ms of one round trip, and the echo process's CPU ms per message."""
     proc = subprocess.Popen(
         [sys.executable, "-c", ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -81,7 +100,10 @@ def raw_subprocess_round_trip(n: int, repeats: int) -> float:
         json.loads(stdout.readline())
 
     try:
-        return per_call_ms(once, n, repeats)
+        once()
+        cpu = child_cpu_ms(proc.pid)
+        elapsed = per_call_ms(once, n, repeats)
+        return elapsed, (child_cpu_ms(proc.pid) - cpu) / (n * repeats)
     finally:
         stdin.close()
         proc.wait()
@@ -90,17 +112,25 @@ def raw_subprocess_round_trip(n: int, repeats: int) -> float:
 def pool(n: int, repeats: int, in_process_ms: float) -> dict[str, Any]:
     from slothlab.lua import WorkerPool
 
+    with WorkerPool(size=1) as serial:  # one worker, so its CPU is all the tasks'
+        serial.run("return 1")
+        worker = serial.workers[0]
+        assert worker is not None
+        cpu = child_cpu_ms(worker.proc.pid)
+        task_ms = per_call_ms(lambda: serial.run("return 1+1"), n, repeats)
+        worker_cpu_ms = (child_cpu_ms(worker.proc.pid) - cpu) / (n * repeats)
     with WorkerPool(size=2) as workers:
         workers.run("return 1")  # wait for a worker
-        task_ms = per_call_ms(lambda: workers.run("return 1+1"), n, repeats)
         start = time.perf_counter()
         futures = [workers.submit("return 1+1") for _ in range(n)]
         for future in futures:
             future.result()
         throughput = n / (time.perf_counter() - start)
-    raw_ms = raw_subprocess_round_trip(n, repeats)
+    raw_ms, raw_cpu_ms = raw_subprocess_round_trip(n, repeats)
     return {
         "pool_task_ms": task_ms,
+        "worker_cpu_per_task_ms": worker_cpu_ms,
+        "raw_subprocess_cpu_per_message_ms": raw_cpu_ms,
         "raw_subprocess_round_trip_ms": raw_ms,
         "pool_overhead_over_raw_round_trip_ms": task_ms - raw_ms,
         "pool_overhead_over_in_process_runtime_ms": task_ms - in_process_ms,

@@ -292,8 +292,8 @@ class Executor:
         """Run Lua tasks from ``loop`` (the server's) when a warm worker is idle.
 
         The loop sends the request and reads the reply itself, so a Lua task needs no thread:
-        on an idle machine each hand-off between threads is a wake-up (~0.2 ms apiece), and a
-        task through a thread costs two more than one through the loop. Without a loop, or with
+        each hand-off between threads is a wake-up (dearest on an idle machine), and a task
+        through a thread costs two more than one through the loop. Without a loop, or with
         no warm worker free, a task runs in a thread as before. Call it from the loop's thread.
         """
         self._loop, self._loop_thread = loop, threading.get_ident()

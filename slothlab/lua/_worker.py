@@ -82,9 +82,10 @@ class _Spare:
 
     A worker keeps one Lua state for the tasks that share its options and gives each task a
     fresh global environment of it (:meth:`Runtime.fresh_env <slothlab.lua.runtime.Runtime.
-    fresh_env>`: new globals, library copies, modules, context and random seed; ~25 µs where a
-    new runtime costs ~200). The state is replaced after ``_MAX_REUSE`` tasks, when its heap
-    stays large, after a task that broke in an unexpected way, and for other options.
+    fresh_env>`: new globals, library copies, modules, context and random seed; about a third of
+    a new runtime's cost, ``bench/lua.py``). The state is replaced after ``_MAX_REUSE`` tasks,
+    when its heap stays large, after a task that broke in an unexpected way, and for other
+    options.
     """
 
     def __init__(self) -> None:

@@ -539,8 +539,8 @@ class WorkerPool:
         """Send a chunk to an idle, running worker from the event loop, without a thread.
 
         Call it on ``loop``'s thread. The request goes out at once and the loop reads the reply
-        (``add_reader``), so a task costs no thread hand-offs: on an idle machine each of those
-        costs a wake-up, ~0.2 ms apiece. Takes the arguments of :meth:`run`. Returns a future of
+        (``add_reader``), so a task costs no thread hand-offs (each a wake-up, dearest on an
+        idle machine). Takes the arguments of :meth:`run`. Returns a future of
         the results (or of the :class:`LuaError`) and the task's kill (callable from any
         thread; it does nothing once the reply is in), or None when no started worker is idle
         or the request is over 64 KiB (use :meth:`run` then, in a thread of its own).
