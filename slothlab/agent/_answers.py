@@ -13,10 +13,20 @@ from typing import Any
 
 import pydantic_core
 from starlette.responses import Response
+from starlette.types import Send
 
 from slothlab.agent.tasks import TaskRecord
 
-__all__ = ["batch_response", "json_response", "task_response", "wait_all", "wait_done"]
+__all__ = [
+    "batch_data",
+    "batch_response",
+    "json_body",
+    "json_response",
+    "send_json",
+    "task_response",
+    "wait_all",
+    "wait_done",
+]
 
 
 def task_response(record: TaskRecord, status: int) -> Response:
@@ -30,16 +40,37 @@ def task_response(record: TaskRecord, status: int) -> Response:
 
 def batch_response(records: list[TaskRecord], status: int) -> Response:
     """Tasks as a :class:`BatchResponse`, written from plain dicts."""
-    return json_response({"tasks": [r.as_dict() for r in records]}, status)
+    return json_response(batch_data(records), status)
+
+
+def batch_data(records: list[TaskRecord]) -> dict[str, Any]:
+    """The plain-dict :class:`BatchResponse` of ``records``."""
+    return {"tasks": [r.as_dict() for r in records]}
 
 
 def json_response(data: Any, status: int) -> Response:
     """JSON as pydantic writes it (NaN and infinities as null), 4x quicker than ``json.dumps``."""
+    return Response(json_body(data), status_code=status, media_type="application/json")
+
+
+async def send_json(send: Send, data: Any, status: int) -> None:
+    """Write :func:`json_response`'s answer straight to an ASGI ``send`` (the same status,
+    headers and bytes, without a response object in between)."""
+    body = json_body(data)
+    headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+def json_body(data: Any) -> bytes:
+    """``data`` as JSON bytes, as pydantic writes it (NaN and infinities as null)."""
     try:
-        body = pydantic_core.to_json(data, inf_nan_mode="null")
+        return pydantic_core.to_json(data, inf_nan_mode="null")
     except ValueError:  # text that is not valid UTF-8 (a lone surrogate): escape it instead
-        body = json.dumps(_finite(data)).encode()
-    return Response(body, status_code=status, media_type="application/json")
+        return json.dumps(_finite(data)).encode()
 
 
 def _finite(value: Any) -> Any:

@@ -43,7 +43,7 @@ from slothlab._asgi import (
     read_body,
     replay_body,
 )
-from slothlab.agent._answers import batch_response, task_response, wait_all, wait_done
+from slothlab.agent._answers import batch_data, send_json, wait_all, wait_done
 from slothlab.errors import AgentBusyError, AgentError
 from slothlab.protocol import MAX_WAIT_S, BatchRequest, TaskRequest
 
@@ -99,12 +99,14 @@ class SubmitPath:
         self.taken += 1
         if batch:
             done = wait > 0 and await wait_all(records, wait)
-            response = batch_response(records, 200 if done else 202)
+            data: Any = batch_data(records)
         else:
-            if wait > 0:
-                await wait_done(records[0], wait)
-            response = task_response(records[0], 200 if wait > 0 and records[0].done else 202)
-        await response(scope, receive, send)
+            record = records[0]
+            if wait > 0 and not record.done:
+                await wait_done(record, wait)
+            done = wait > 0 and record.done
+            data = record.as_dict()
+        await send_json(send, data, 200 if done else 202)  # what the routes' responses write
         return None
 
     def _parse(self, body: bytes, batch: bool) -> list[TaskRequest] | None:
@@ -194,6 +196,9 @@ def _wait_of(query: bytes) -> float | None:
     """
     if not query:
         return 0.0
+    if query.startswith(b"wait=") and query[5:].replace(b".", b"", 1).isdigit():  # the usual
+        wait = float(query[5:])
+        return wait if wait <= MAX_WAIT_S else None
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     if len(pairs) != 1 or pairs[0][0] != "wait":
         return None

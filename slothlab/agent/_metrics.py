@@ -73,16 +73,25 @@ class AgentMetrics:
         queued.set_function(lambda: executor.counts()["queued"])
         capacity.set_function(lambda: executor.counts()["effective_capacity"])
         self.counts: dict[str, int] = {}
+        self._by_state: dict[str, Any] = {}
+        self._by_kind: dict[str, Any] = {}
         executor.add_listener(self.observe)
 
     def observe(self, record: TaskRecord) -> None:
         """Count a finished task."""
         state = record.state
-        self.tasks.labels(status=state).inc()
+        counter = self._by_state.get(state)
+        if counter is None:  # a labelled child is looked up once per value, not per task
+            counter = self._by_state[state] = self.tasks.labels(status=state)
+        counter.inc()
         self.counts[state] = self.counts.get(state, 0) + 1
         if record.started_at is not None and record.finished_at is not None:
             elapsed = max(0.0, record.finished_at - record.started_at)
-            self.duration.labels(kind=record.request.kind).observe(elapsed)
+            kind = record.request.kind
+            histogram = self._by_kind.get(kind)
+            if histogram is None:
+                histogram = self._by_kind[kind] = self.duration.labels(kind=kind)
+            histogram.observe(elapsed)
 
     def summary(self) -> dict[str, Any]:
         """Finished tasks by state (for ``/v1/metrics``)."""

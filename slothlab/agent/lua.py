@@ -132,9 +132,10 @@ class LuaRunner:
         """Run a task from the event loop on an idle, warm worker, without a thread.
 
         Call it on ``loop``'s thread; ``done(results, None)`` or ``done(None, error)`` is
-        called there at the end (results as :meth:`LuaRun.wait` gives them). Returns the
-        task's kill (callable from any thread), or None when no started worker is idle: then
-        use :meth:`start`, which waits for or starts one in its own thread.
+        called there at the end, never from this call (results as :meth:`LuaRun.wait` gives
+        them). Returns the task's kill (callable from any thread), or None when nothing
+        started (no started worker is idle, or the idle one was gone): then use
+        :meth:`start`, which waits for or starts one in its own thread.
 
         Raises:
             TypeError: an argument cannot be sent to a worker.
@@ -143,25 +144,18 @@ class LuaRunner:
         if pool is None:
             return None
 
-        def finished(future: asyncio.Future[list[Any]]) -> None:
+        def finished(results: Any, error: BaseException | None) -> None:
             self.give_back(pool)
-            error = future.exception()
-            if error is not None:
-                done(None, error)
-            else:
-                done(wire_encode(future.result()), None)
+            done(results, error)  # results in wire form already, as LuaRun.wait gives them
 
         options = self._options(name, args, timeout_s, workdir)
         try:
-            started = pool.start_async(loop, code, output=output, **options)
+            kill = pool.start_async(loop, code, finished, output=output, **options)
         except BaseException:
             self.give_back(pool)
             raise
-        if started is None:
+        if kill is None:
             self.give_back(pool)
-            return None
-        future, kill = started
-        future.add_done_callback(finished)
         return kill
 
     def _options(
@@ -181,10 +175,9 @@ class LuaRunner:
             if self._closed or not self._idle:
                 return None
             pool = self._idle[-1]
-            pool.drop_dead()  # a kill that came after its last reply, or a crash
-            if pool.workers[0] is None:
+            if pool.workers[0] is None:  # starting one would hold up the loop
                 return None
-            return self._idle.pop()
+            return self._idle.pop()  # dead since its last task: start_async notices (EPIPE)
 
     def _borrow(self) -> WorkerPool:
         with self._lock:

@@ -137,15 +137,17 @@ class _Worker:
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin
+        self._in_fd = self._in.fileno()
         self._out = self.proc.stdout.fileno()
         self._chunks: list[bytes] = []  # a reply's pieces until its newline comes
         self.killed = False
 
     def send(self, line: bytes) -> None:
         """Write one request line (JSON and a newline)."""
+        view = memoryview(line)
         try:
-            self._in.write(line)
-            self._in.flush()
+            while view:
+                view = view[os.write(self._in_fd, view) :]
         except OSError:
             raise _WorkerDied(self.proc.poll()) from None
 
@@ -226,6 +228,10 @@ _LOOP_PARSE_MAX = 1 << 20  # bytes of a reply parsed on the event loop; larger o
 _LOOP_REQUEST_MAX = 1 << 16  # bytes of a request the loop writes (an empty pipe takes them at once)
 
 
+AsyncDone = Callable[[Any, BaseException | None], None]
+"""``done(results, None)`` or ``done(None, error)``: the end of a task started on the loop."""
+
+
 class _AsyncExchange:
     """One task's request and reply on the event loop (see :meth:`WorkerPool.start_async`)."""
 
@@ -236,25 +242,28 @@ class _AsyncExchange:
         worker: _Worker,
         task: _Task,
         loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[list[Any]],
+        done: AsyncDone,
     ) -> None:
         self.pool, self.slot, self.worker, self.task = pool, slot, worker, task
-        self.loop, self.future = loop, future
+        self.loop, self.done = loop, done
         self.fd = worker.out_fd
         self.timer: asyncio.TimerHandle | None = None
         self.lock = threading.Lock()
         self.over = False  # the reply is in (or the worker gone): a kill must not touch it now
+        self.settled = False
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Send the request; False when the worker was gone before it (nothing started)."""
         try:
             self.worker.send(self.task.line)
-        except _WorkerDied as died:
+        except _WorkerDied:  # died or was killed while idle: the request never reached it
             self.pool._drop(self.slot, kill=False)
-            self._settle(error=_death_error(died.returncode, self.task.timeout_s))
-            return
+            self.pool._idle.put(self.slot)
+            return False
         self.loop.add_reader(self.fd, self._readable)
         limit = self.task.timeout_s + self.pool.kill_grace_s
         self.timer = self.loop.call_later(limit, self._timed_out)
+        return True
 
     def kill(self) -> None:
         """Stop the task now (from any thread): SIGKILL its worker, unless the reply is in."""
@@ -309,17 +318,18 @@ class _AsyncExchange:
         if reply is not None and reply.get("retire"):  # before another task can take the slot
             self.pool._drop(self.slot, kill=False)
         self.pool._idle.put(self.slot)
+        if self.settled:
+            return
+        self.settled = True
         try:
             if error is not None:
                 raise error
             assert reply is not None
-            results = self.pool._results(self.slot, self.task, reply)
-        except Exception as exc:  # handed to whoever awaits the future
-            if not self.future.done():
-                self.future.set_exception(exc)
+            results = self.pool._results(self.slot, self.task, reply, decode=False)
+        except Exception as exc:  # handed to the caller's done
+            self.done(None, exc)
             return
-        if not self.future.done():
-            self.future.set_result(results)
+        self.done(results, None)
 
 
 @dataclass
@@ -534,16 +544,24 @@ class WorkerPool:
         return self._results(slot, task, reply)
 
     def start_async(
-        self, loop: asyncio.AbstractEventLoop, code: str, name: str = "task", **options: Any
-    ) -> tuple[asyncio.Future[list[Any]], Callable[[], None]] | None:
+        self,
+        loop: asyncio.AbstractEventLoop,
+        code: str,
+        done: AsyncDone,
+        name: str = "task",
+        **options: Any,
+    ) -> Callable[[], None] | None:
         """Send a chunk to an idle, running worker from the event loop, without a thread.
 
         Call it on ``loop``'s thread. The request goes out at once and the loop reads the reply
         (``add_reader``), so a task costs no thread hand-offs (each a wake-up, dearest on an
-        idle machine). Takes the arguments of :meth:`run`. Returns a future of
-        the results (or of the :class:`LuaError`) and the task's kill (callable from any
-        thread; it does nothing once the reply is in), or None when no started worker is idle
-        or the request is over 64 KiB (use :meth:`run` then, in a thread of its own).
+        idle machine). Takes the arguments of :meth:`run`. ``done(results, None)`` (the
+        results in wire form, as :func:`wire_encode` gives them) or ``done(None, error)`` (a
+        :class:`LuaError`) is called on the loop later, never from this call. Returns the
+        task's kill (callable from any thread; it does nothing once the reply is in), or None
+        when nothing started: no started worker is idle, the idle one was gone (killed or
+        died since its last task; its slot starts a new one on the thread path) or the
+        request is over 64 KiB (use :meth:`run` then, in a thread of its own).
 
         Raises:
             TypeError: an argument or global cannot be sent to a worker.
@@ -557,15 +575,13 @@ class WorkerPool:
         except queue.Empty:
             return None
         worker = self.workers[slot]
-        if worker is None or not worker.alive:
-            if worker is not None:  # killed or dead while idle: the thread path starts another
+        if worker is None or worker.killed:
+            if worker is not None:  # killed while idle: the thread path starts another
                 self._drop(slot, kill=False)
             self._idle.put(slot)
             return None
-        future: asyncio.Future[list[Any]] = loop.create_future()
-        exchange = _AsyncExchange(self, slot, worker, task, loop, future)
-        exchange.start()
-        return future, exchange.kill
+        exchange = _AsyncExchange(self, slot, worker, task, loop, done)
+        return exchange.kill if exchange.start() else None
 
     def drop_dead(self) -> None:
         """Forget workers that died or were killed since their last task (their slot's next
@@ -574,8 +590,11 @@ class WorkerPool:
             if worker is not None and not worker.alive:
                 self._drop(slot, kill=False)
 
-    def _results(self, slot: int, task: _Task, reply: dict[str, Any]) -> list[Any]:
-        """What a reply means: output and metrics handed on, the results or the error."""
+    def _results(
+        self, slot: int, task: _Task, reply: dict[str, Any], *, decode: bool = True
+    ) -> list[Any]:
+        """What a reply means: output and metrics handed on, the results (in wire form when
+        not ``decode``) or the error."""
         if task.output is not None:
             for stream, text in reply.get("output", []):
                 task.output(stream, text)
@@ -585,7 +604,8 @@ class WorkerPool:
             self._drop(slot, kill=False)
         if not reply.get("ok"):
             raise _error(reply["error"])
-        return wire_decode(reply["results"])  # type: ignore[no-any-return]
+        results = reply["results"]
+        return wire_decode(results) if decode else results  # type: ignore[no-any-return]
 
     @property
     def custom_metrics(self) -> CustomMetrics:
