@@ -94,6 +94,7 @@ class _Spare:
         self.kept: Any = None  # the runtime the last task ran in, to reuse
         self.kept_key: tuple[Any, ...] | None = None
         self.uses = 0
+        self.cpu_s: Any = None  # the CPU limit set for the ready runtime's task
 
     def keep(self, runtime: Any, request: dict[str, Any]) -> None:
         """Offer the runtime a task just ran in for the next one."""
@@ -105,7 +106,7 @@ class _Spare:
         """Make a runtime ready with ``request``'s options (nothing when that fails)."""
         if self.ready is not None and self.ready[0] is not self.kept:
             self.ready[0].close()
-        self.key, self.ready = None, None
+        self.key, self.ready, self.cpu_s = None, None, None
         output = _Capture()
         key = _options_key(request)
         runtime, self.kept = self.kept, None
@@ -125,13 +126,20 @@ class _Spare:
             return
         self.uses += 1
         self.key, self.ready = key, (runtime, output)
+        # set now, not when the task comes: the worker uses no CPU while it waits for it
+        _set_cpu_limit(request["cpu_s"])
+        self.cpu_s = request["cpu_s"]
 
     def take(self, request: dict[str, Any]) -> tuple[Any, _Capture] | None:
-        """The ready runtime and its output sink when it suits ``request`` (used up either way)."""
+        """The ready runtime and its output sink when it suits ``request`` (used up either way);
+        the CPU limit is set for ``request`` in either case."""
         ready, self.ready = self.ready, None
+        cpu_s, self.cpu_s = self.cpu_s, None
         if ready is not None and self.key != _options_key(request):
             ready[0].close()
-            return None
+            ready = None
+        if ready is None or cpu_s != request["cpu_s"]:
+            _set_cpu_limit(request["cpu_s"])
         return ready
 
 
@@ -166,7 +174,11 @@ def handle(request: dict[str, Any], spare: _Spare | None = None) -> dict[str, An
     so the reply carries them (``custom_metrics``, :meth:`CustomMetrics.dump
     <slothlab.metrics.custom.CustomMetrics.dump>`), for the pool to merge into the parent's.
     """
-    ready = spare.take(request) if spare is not None else None
+    if spare is not None:
+        ready = spare.take(request)  # sets the CPU limit
+    else:
+        ready = None
+        _set_cpu_limit(request["cpu_s"])
     output = ready[1] if ready is not None else _Capture()
     context: dict[str, Any] = {}
     reply = _run(request, output, context, ready[0] if ready is not None else None)
@@ -205,8 +217,7 @@ def _run(
 ) -> dict[str, Any]:
     """Run the task (in ``ready``, a runtime made ready ahead, or a new one); ``context`` gets
     the runtime's context (its custom metrics), the runtime (``"runtime"``) and whether it
-    broke in an unexpected way (``"broken"``) at the end."""
-    _set_cpu_limit(request["cpu_s"])
+    broke in an unexpected way (``"broken"``) at the end. The caller set the CPU limit."""
     runtime = ready
     try:
         if runtime is None:

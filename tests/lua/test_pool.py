@@ -83,9 +83,14 @@ def test_pattern_bomb_is_killed_on_the_wall_clock() -> None:
 
 
 @pytest.mark.slow
-def test_pattern_bomb_is_stopped_by_rlimit_cpu() -> None:
-    # The parent waits long; the worker's own CPU limit (1 s + rounding) ends it first.
+@pytest.mark.parametrize("before", [None, 1, 30], ids=["first", "same-limit", "other-limit"])
+def test_pattern_bomb_is_stopped_by_rlimit_cpu(before: int | None) -> None:
+    # The parent waits long; the worker's own CPU limit (1 s + rounding) ends it first. After
+    # a task with the same limit the worker set it while it waited (in a reused runtime); after
+    # one with another limit it sets it when the task comes.
     with WorkerPool(size=1, max_memory_mb=32, kill_grace_s=30) as pool:
+        if before is not None:
+            assert pool.run("return 0", timeout_s=before) == [0]
         with pytest.raises(LuaTimeoutError, match="CPU limit"):
             pool.run(PATTERN_BOMB, timeout_s=1)
         assert pool.run("return 1") == [1]
