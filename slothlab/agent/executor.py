@@ -36,7 +36,7 @@ from typing import Any
 
 from slothlab.agent.limits import ResourceLimits, SnapshotSource, Verdict
 from slothlab.agent.lua import LuaRunner
-from slothlab.agent.shell import ShellLimits, ShellRun, ShellSpares, command_line
+from slothlab.agent.shell import ShellLimits, ShellOutcome, ShellRun, ShellSpares, command_line
 from slothlab.agent.tasks import DEFAULT_MAX_OUTPUT, TaskRecord, TaskTable
 from slothlab.errors import AgentBusyError, AgentError, LuaError, LuaTimeoutError
 from slothlab.protocol import TaskRequest
@@ -282,7 +282,8 @@ class Executor:
             self._running.add(task_id)
             record = self.table.get(task_id)
             record.start(self.clock())
-            if record.request.kind == "lua" and self._on_loop(self._launch_lua, record):
+            launch = self._launch_lua if record.request.kind == "lua" else self._launch_shell
+            if self._on_loop(launch, record):
                 continue
             self._threads.submit(self._run, record)
 
@@ -340,6 +341,44 @@ class Executor:
             return
         self._arm(record, kill)
 
+    def _launch_shell(self, record: TaskRecord) -> None:
+        """Start a shell task from the loop in a spare shell (or hand it to a thread: a fork
+        would hold up the loop)."""
+        assert self._loop is not None
+        if record.cancel_requested:  # cancelled before it started: nothing is spent on it
+            self._loop.call_soon(self._shell_done, record, None, None)
+            return
+        try:
+            run = self._shell_run(record, fork=False)
+        except (OSError, ValueError) as exc:  # reported from the loop: the caller may hold the lock
+            self._loop.call_soon(self._shell_done, record, None, exc)
+            return
+        if run is None:
+            self._threads.submit(self._run, record)
+            return
+        run.start_async(self._loop, lambda outcome, error: self._shell_done(record, outcome, error))
+        self._arm(record, run.terminate)
+
+    def _shell_done(
+        self,
+        record: TaskRecord,
+        outcome: ShellOutcome | None,
+        error: BaseException | None,
+    ) -> None:
+        try:
+            if outcome is not None:
+                self._record_outcome(record, outcome)
+            elif isinstance(error, OSError | ValueError):
+                record.finish("failed", self.clock(), error=_start_error(record, error))
+            elif error is not None:  # a bug here must not leave the task running for ever
+                log.error("task %s failed inside the agent", record.id, exc_info=error)
+                message = f"agent error: {type(error).__name__}: {error}"
+                record.finish("failed", self.clock(), error=message)
+            else:
+                record.finish("cancelled", self.clock())
+        finally:
+            self._finished(record)
+
     def _lua_done(
         self, record: TaskRecord, result: list[Any] | None, error: BaseException | None
     ) -> None:
@@ -385,27 +424,33 @@ class Executor:
                 log.exception("task listener %r failed", listener)
 
     def _run_shell(self, record: TaskRecord) -> None:
-        request = record.request
         try:
-            run = ShellRun(
-                command_line(request.source, request.args),
-                record.feed,
-                workdir=request.workdir,
-                env=request.env,
-                timeout_s=request.timeout_s,
-                limits=self.shell_limits,
-                kill_grace_s=self.kill_grace_s,
-                spares=self.spares,
-            )
+            run = self._shell_run(record, fork=True)
         except (OSError, ValueError) as exc:
-            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            where = f" in {request.workdir}" if request.workdir else ""
-            record.finish(
-                "failed", self.clock(), error=f"cannot start the command{where}: {message}"
-            )
+            record.finish("failed", self.clock(), error=_start_error(record, exc))
             return
+        assert run is not None  # with fork=True
         self._arm(record, run.terminate)
-        outcome = run.wait()
+        self._record_outcome(record, run.wait())
+
+    def _shell_run(self, record: TaskRecord, *, fork: bool) -> ShellRun | None:
+        """The task's shell, started (None: it needs a fork and ``fork`` is False)."""
+        request = record.request
+        options: dict[str, Any] = {
+            "workdir": request.workdir,
+            "env": request.env,
+            "timeout_s": request.timeout_s,
+            "limits": self.shell_limits,
+            "kill_grace_s": self.kill_grace_s,
+            "spares": self.spares,
+        }
+        command = command_line(request.source, request.args)
+        if fork:
+            return ShellRun(command, record.feed, **options)
+        return ShellRun.in_spare(command, record.feed, **options)
+
+    def _record_outcome(self, record: TaskRecord, outcome: ShellOutcome) -> None:
+        request = record.request
         code = outcome.exit_code
         if outcome.timed_out:
             state, error = (
@@ -533,6 +578,12 @@ def _lua_output(record: TaskRecord) -> Callable[[str, str], None]:
 def _new_id() -> str:
     """A task id: 128 random bits as 32 hex digits (a quarter of ``uuid4().hex``'s cost)."""
     return os.urandom(16).hex()
+
+
+def _start_error(record: TaskRecord, exc: OSError | ValueError) -> str:
+    message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    where = f" in {record.request.workdir}" if record.request.workdir else ""
+    return f"cannot start the command{where}: {message}"
 
 
 def _exit_message(code: int) -> str:

@@ -28,6 +28,7 @@ limits are those of the agent then.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
@@ -181,6 +182,7 @@ class ShellRun:
         kill_grace_s: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
         spares: ShellSpares | None = None,
+        fork: bool = True,
     ) -> None:
         if "\0" in command:
             raise ValueError("the command contains a NUL byte")
@@ -190,6 +192,8 @@ class ShellRun:
         full_env = minimal_env(env)
         script = _spare_script(command, full_env, workdir, limits)
         proc = _start_in_spare(default_spares() if spares is None else spares, script)
+        if proc is None and not fork:
+            raise _NeedsFork
         self.from_spare = proc is not None
         self.proc = proc or subprocess.Popen(
             ["/bin/sh", "-c", command],
@@ -206,15 +210,52 @@ class ShellRun:
         self._kill_at: float | None = None
         self._cancelled = False
         self._lock = threading.Lock()
+        self._follow: _Follow | None = None  # set while the run is followed from a loop
+
+    @classmethod
+    def in_spare(cls, command: str, sink: Sink, **options: Any) -> ShellRun | None:
+        """The run in a spare shell, or None (nothing started) where it would need a fork:
+        no spare ready, or one of the cases the module names. Takes :class:`ShellRun`'s
+        arguments; starting costs no fork, so an event loop may call it.
+
+        Raises:
+            ValueError, OSError: as :class:`ShellRun` does.
+        """
+        try:
+            return cls(command, sink, fork=False, **options)
+        except _NeedsFork:
+            return None
+
+    def start_async(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        done: Callable[[ShellOutcome | None, BaseException | None], None],
+    ) -> None:
+        """Follow the run from ``loop`` instead of :meth:`wait` (call it on the loop's thread).
+
+        The loop reads the output (to the sink, from the loop's thread), the exit (a pidfd)
+        and keeps the timeout, as :meth:`wait` would; at the end ``done(outcome, None)`` is
+        called there, or ``done(None, error)`` when the sink failed (the group is killed
+        then). A task so followed needs no thread, so no hand-off between threads.
+        """
+        follow = _Follow(self, loop, done)
+        with self._lock:
+            self._follow, kill_at = follow, self._kill_at
+        if kill_at is not None:  # cancelled before it was followed
+            follow.kill_later(max(0.0, kill_at - self._monotonic()))
 
     def terminate(self) -> None:
-        """Cancel: SIGTERM to the group now, SIGKILL ``kill_grace_s`` later (from :meth:`wait`)."""
+        """Cancel: SIGTERM to the group now, SIGKILL ``kill_grace_s`` later (from :meth:`wait`,
+        or the loop that follows the run). Callable from any thread."""
         with self._lock:
             if self._cancelled:
                 return
             self._cancelled = True
             self._kill_at = self._monotonic() + self.kill_grace_s
+            follow = self._follow
         _signal_group(self.pid, signal.SIGTERM)
+        if follow is not None:
+            follow.kill_later(self.kill_grace_s)
 
     def wait(self) -> ShellOutcome:
         """Pump output until the shell exits (or is killed); then reap it."""
@@ -273,6 +314,101 @@ class ShellRun:
             ready, _, _ = select.select(list(fds), [], [], max(0.0, until - self._monotonic()))
             for fd in ready:
                 self._read(fds, fd)
+
+
+class _NeedsFork(Exception):
+    """No spare shell could run the command (:meth:`ShellRun.in_spare`)."""
+
+
+class _Follow:
+    """A :class:`ShellRun` followed from an event loop (:meth:`ShellRun.start_async`)."""
+
+    def __init__(
+        self,
+        run: ShellRun,
+        loop: asyncio.AbstractEventLoop,
+        done: Callable[[ShellOutcome | None, BaseException | None], None],
+    ) -> None:
+        proc = run.proc
+        assert proc.stdout is not None and proc.stderr is not None
+        self.run, self.loop, self.done = run, loop, done
+        self.fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+        self.pidfd = os.pidfd_open(run.pid)
+        self.timed_out = self.exited = self.over = False
+        self.timers: list[asyncio.TimerHandle] = []
+        for fd in self.fds:
+            loop.add_reader(fd, self._readable, fd)
+        loop.add_reader(self.pidfd, self._exited)
+        if run._deadline is not None:
+            left = max(0.0, run._deadline - run._monotonic())
+            self.timers.append(loop.call_later(left, self._timeout))
+
+    def kill_later(self, grace_s: float) -> None:
+        """SIGKILL the group ``grace_s`` from now unless it ended (callable from any thread)."""
+
+        def arm() -> None:
+            if not self.over:
+                self.timers.append(self.loop.call_later(grace_s, self._kill))
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to kill
+            self.loop.call_soon_threadsafe(arm)
+
+    def _kill(self) -> None:
+        if not self.exited:
+            _signal_group(self.run.pid, signal.SIGKILL)
+
+    def _timeout(self) -> None:
+        if not self.exited:
+            self.timed_out = True
+            _signal_group(self.run.pid, signal.SIGKILL)
+
+    def _readable(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, 1 << 16)
+            if chunk:
+                self.run.sink(self.fds[fd], chunk)
+                return
+        except Exception as exc:  # a failing sink: never leave the group running
+            self._finish(exc)
+            return
+        self.loop.remove_reader(fd)
+        del self.fds[fd]
+        if self.exited and not self.fds:
+            self._finish()
+
+    def _exited(self) -> None:
+        self.exited = True
+        self.loop.remove_reader(self.pidfd)
+        # the shell is gone but not reaped, so its pid (= the group id) cannot be reused yet
+        _signal_group(self.run.pid, signal.SIGKILL)
+        if not self.fds:
+            self._finish()
+        else:  # pipes held open by an escaped grandchild: read them a while, as wait() does
+            self.timers.append(self.loop.call_later(_DRAIN_S, self._finish))
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        if self.over:
+            return
+        self.over = True
+        if error is not None:
+            _signal_group(self.run.pid, signal.SIGKILL)
+        for timer in self.timers:
+            timer.cancel()
+        for fd in self.fds:
+            self.loop.remove_reader(fd)
+        if not self.exited:
+            self.loop.remove_reader(self.pidfd)
+        os.close(self.pidfd)
+        proc = self.run.proc
+        code = proc.wait()  # it exited (or was just killed): reaping does not wait long
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+        if error is not None:
+            self.done(None, error)
+            return
+        outcome = ShellOutcome(code, timed_out=self.timed_out, cancelled=self.run._cancelled)
+        self.done(outcome, None)
 
 
 def _spare_script(

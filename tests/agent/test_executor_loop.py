@@ -1,4 +1,5 @@
-"""Lua tasks run from an attached event loop (the agent server's), without a thread."""
+"""Lua tasks, and shell tasks in spare shells, run from an attached event loop (the agent
+server's), without a thread."""
 
 from __future__ import annotations
 
@@ -110,9 +111,54 @@ def test_a_worker_that_dies_mid_task_fails_only_that_task(
     assert again.wait(30) and again.info().result == [3]
 
 
-def test_shell_tasks_still_run_in_threads(attached: Executor) -> None:
-    record = attached.submit(shell("echo hi"))
-    assert record.wait(30) and record.info().stdout == "hi\n"
+def test_shell_tasks_in_spare_shells_run_on_the_loop(
+    attached: Executor, loop: asyncio.AbstractEventLoop
+) -> None:
+    assert attached.spares.fill(wait_s=30) == attached.spares.size
+    seen = finishing_threads(attached)
+    record = attached.submit(shell("echo out; echo err >&2; exit 3"))
+    assert record.wait(30)
+    info = record.info()
+    assert (info.state, info.exit_code, info.stdout, info.stderr) == ("failed", 3, "out\n", "err\n")
+    assert "exit" in (info.error or "")
+    big = attached.submit(shell("head -c 300000 /dev/zero | tr '\\0' x; echo; echo done"))
+    assert big.wait(30) and big.info().state == "succeeded"
+    assert len(big.info().stdout) == 300006 or big.info().truncated
+    wait_until(lambda: len(seen) == 2, what="the listeners")
+    assert set(seen) == {loop_thread(loop)}  # neither went through a thread
+
+
+def test_shell_timeouts_and_cancels_on_the_loop(
+    attached: Executor, loop: asyncio.AbstractEventLoop
+) -> None:
+    assert attached.spares.fill(wait_s=30) == attached.spares.size
+    seen = finishing_threads(attached)
+    slow = attached.submit(shell("sleep 30 & wait", timeout_s=0.5))
+    assert slow.wait(30) and slow.info().state == "timeout"
+    assert "killed" in (slow.info().error or "")
+    wait_until(lambda: attached.spares.fill() == attached.spares.size, what="spares again")
+    stubborn = attached.submit(shell("trap '' TERM; echo armed; while :; do sleep 0.05; done"))
+    wait_until(lambda: "armed" in stubborn.info().stdout, what="the trap to be set")
+    attached.cancel(stubborn.id)  # SIGTERM is ignored: the SIGKILL after the grace ends it
+    assert stubborn.wait(30) and stubborn.info().state == "cancelled"
+    wait_until(lambda: len(seen) == 2, what="the listeners")
+    assert set(seen) == {loop_thread(loop)}
+
+
+def test_shell_tasks_fork_in_a_thread_when_no_spare_fits(
+    make_executor: Make, loop: asyncio.AbstractEventLoop, tmp_path: Any
+) -> None:
+    executor = make_executor(capacity=1, shell_spares=0)
+    on_loop(loop, lambda: executor.attach_loop(loop))
+    executor.start()
+    seen = finishing_threads(executor)
+    record = executor.submit(shell("echo $0", workdir=str(tmp_path)))
+    assert record.wait(30) and record.info().stdout == "/bin/sh\n"
+    missing = executor.submit(shell("true", workdir=str(tmp_path / "nope")))
+    assert missing.wait(30) and missing.info().state == "failed"
+    assert "cannot start the command in" in (missing.info().error or "")
+    wait_until(lambda: len(seen) == 2, what="the listeners")
+    assert loop_thread(loop) not in seen
 
 
 def test_no_loop_attached_keeps_every_task_in_threads(make_executor: Make) -> None:
