@@ -522,22 +522,25 @@ class _Pool:
         self.thread: threading.Thread | None = None
         self.pid = os.getpid()  # a forked child must not hand its parent's spares a second task
         self.last_take = float("-inf")
+        self.resting = False  # the refill thread waits for a take: wake it at the next one
 
     def take(self) -> _Spare | None:
         if not self.size or os.getpid() != self.pid:
             return None
         with self.cond:
             self.last_take = time.monotonic()
-            self._wake()
             while self.idle:
                 spare = self.idle.popleft()
                 if spare.proc.poll() is None:
                     self.deaths = 0
+                    if self.resting or not self.idle or self.thread is None:
+                        self._wake()  # else it is waiting for quiet and reads last_take then
                     return spare
                 self.deaths += 1
                 if self.deaths == _SPARE_DEATHS:
                     log.warning("%d spare shells died unused; starting no more", self.deaths)
                 spare.discard()
+            self._wake()
         return None
 
     def fill(self, wait_s: float) -> int:
@@ -561,7 +564,9 @@ class _Pool:
     def _refill(self) -> None:
         while True:
             with self.cond:
+                self.resting = True
                 self.cond.wait_for(self._wanted)
+                self.resting = False
                 self._wait_for_quiet()
                 if self.closed:
                     return
