@@ -377,7 +377,7 @@ class Executor:
             else:
                 record.finish("cancelled", self.clock())
         finally:
-            self._finished(record)
+            self._finished_soon(record)
 
     def _lua_done(
         self, record: TaskRecord, result: list[Any] | None, error: BaseException | None
@@ -394,7 +394,13 @@ class Executor:
                 message = f"agent error: {type(error).__name__}: {error}"
                 record.finish("failed", self.clock(), error=message)
         finally:
-            self._finished(record)
+            self._finished_soon(record)
+
+    def _finished_soon(self, record: TaskRecord) -> None:
+        """:meth:`_finished` on the loop's next turn: whoever waits for the task (woken by
+        ``finish``) answers first; nothing else runs on the loop in between."""
+        assert self._loop is not None
+        self._loop.call_soon(self._finished, record)
 
     # -- running ----------------------------------------------------------------------------------
 

@@ -379,36 +379,63 @@ class _Follow:
     def _exited(self) -> None:
         self.exited = True
         self.loop.remove_reader(self.pidfd)
-        # the shell is gone but not reaped, so its pid (= the group id) cannot be reused yet
-        _signal_group(self.run.pid, signal.SIGKILL)
-        if not self.fds:
+        if not self.fds:  # the usual end: the pipes closed before the exit was seen
             self._finish()
-        else:  # pipes held open by an escaped grandchild: read them a while, as wait() does
-            self.timers.append(self.loop.call_later(_DRAIN_S, self._finish))
+            return
+        # pipes held open by what is left of the group: kill it (the shell is gone but not
+        # reaped, so its pid, the group's id, cannot be reused yet) and read them a while
+        _signal_group(self.run.pid, signal.SIGKILL)
+        self.timers.append(self.loop.call_later(_DRAIN_S, self._finish))
 
     def _finish(self, error: BaseException | None = None) -> None:
+        """Hand the outcome on; the group's leftovers are killed and the shell reaped on the
+        loop's next turn, after whoever waits for the task answered (until then the shell
+        is not reaped, so its pid, the group's id, is not reused)."""
         if self.over:
             return
         self.over = True
-        if error is not None:
-            _signal_group(self.run.pid, signal.SIGKILL)
         for timer in self.timers:
             timer.cancel()
         for fd in self.fds:
             self.loop.remove_reader(fd)
         if not self.exited:
             self.loop.remove_reader(self.pidfd)
+        try:
+            if error is not None:
+                self.done(None, error)
+            else:
+                code = _exit_status(self.pidfd)
+                cancelled = self.run._cancelled
+                self.done(ShellOutcome(code, timed_out=self.timed_out, cancelled=cancelled), None)
+        finally:  # scheduled after what done() woke
+            self.loop.call_soon(self._reap)
+
+    def _reap(self) -> None:
+        _signal_group(self.run.pid, signal.SIGKILL)
         os.close(self.pidfd)
         proc = self.run.proc
-        code = proc.wait()  # it exited (or was just killed): reaping does not wait long
+        proc.wait()  # it exited (or was just killed): reaping does not wait long
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
-        if error is not None:
-            self.done(None, error)
-            return
-        outcome = ShellOutcome(code, timed_out=self.timed_out, cancelled=self.run._cancelled)
-        self.done(outcome, None)
+
+
+def _exit_status(pidfd: int) -> int:
+    """The exit status of an exited child, as ``Popen.returncode`` gives it (``-N``: killed by
+    signal N), without reaping it (``WNOWAIT``).
+
+    >>> proc = subprocess.Popen(["sh", "-c", "exit 7"])
+    >>> fd = os.pidfd_open(proc.pid)
+    >>> _ = select.select([fd], [], [])
+    >>> _exit_status(fd), _exit_status(fd), proc.wait()
+    (7, 7, 7)
+    >>> os.close(fd)
+    """
+    info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
+    assert info is not None  # without WNOHANG it waits (it exited: it does not)
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status
+    return -info.si_status  # CLD_KILLED, CLD_DUMPED
 
 
 def _spare_script(

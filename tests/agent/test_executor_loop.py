@@ -226,3 +226,31 @@ def test_large_requests_and_replies_still_work_on_the_loop_path(
     wait_until(lambda: len(seen) == 2, what="both listeners")
     assert seen[0] == loop_thread(loop)  # a 3 MiB reply: read on the loop, parsed in a thread
     assert seen[1] != loop_thread(loop)  # a 100 KiB request: sent from a thread
+
+
+def test_a_shell_task_on_the_loop_takes_its_group_with_it(
+    attached: Executor, loop: asyncio.AbstractEventLoop
+) -> None:
+    assert attached.spares.fill(wait_s=30) == attached.spares.size
+    seen = finishing_threads(attached)
+    # the background sleep closed its pipes: the task ends at once and the group kill follows
+    quiet = attached.submit(shell("sleep 300 >/dev/null 2>&1 & echo $!"))
+    assert quiet.wait(30) and quiet.info().state == "succeeded"
+    pid = int(quiet.info().stdout)
+    wait_until(lambda: not _running(pid), what=f"the background sleep {pid} to be killed")
+    wait_until(lambda: attached.spares.fill() == attached.spares.size, what="spares again")
+    # this one holds the pipes open: the group is killed at the shell's exit, then they close
+    holding = attached.submit(shell("sleep 300 & echo $!"))
+    assert holding.wait(30) and holding.info().state == "succeeded"
+    held = int(holding.info().stdout)
+    wait_until(lambda: not _running(held), what=f"the background sleep {held} to be killed")
+    wait_until(lambda: len(seen) == 2, what="the listeners")
+    assert set(seen) == {loop_thread(loop)}
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is gone but not reaped
+    except FileNotFoundError:
+        return False
