@@ -397,10 +397,14 @@ class Executor:
             self._finished_soon(record)
 
     def _finished_soon(self, record: TaskRecord) -> None:
-        """:meth:`_finished` on the loop's next turn: whoever waits for the task (woken by
-        ``finish``) answers first; nothing else runs on the loop in between."""
+        """:meth:`_finished` now when tasks wait to start, else on the loop's next turn: then
+        whoever waits for the task (woken by ``finish``) answers first, and nothing else runs
+        on the loop in between."""
         assert self._loop is not None
-        self._loop.call_soon(self._finished, record)
+        if self._heap:  # read without the lock: a task queued meanwhile is started by its submit
+            self._finished(record)
+        else:
+            self._loop.call_soon(self._finished, record)
 
     # -- running ----------------------------------------------------------------------------------
 
