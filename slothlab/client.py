@@ -26,8 +26,8 @@ Against a running cluster (``slothlab up``)::
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -78,14 +78,14 @@ class _Tasks:
 
     def task(self, task_id: str) -> TaskInfo:
         """The task as the server knows it now."""
-        return TaskInfo.model_validate(self.http.json("GET", f"/v1/tasks/{_id(task_id)}"))
+        return self.http.parse(TaskInfo, "GET", f"/v1/tasks/{_id(task_id)}")
 
     def tasks(self, state: str | None = None, limit: int = 100) -> list[TaskInfo]:
         """Recent tasks, newest first (``state`` filters: ``"running"``, ``"failed"``, ...)."""
         params: dict[str, Any] = {"limit": limit}
         if state:
             params["state"] = state
-        return TaskList.model_validate(self.http.json("GET", "/v1/tasks", params=params)).tasks
+        return self.http.parse(TaskList, "GET", "/v1/tasks", params=params).tasks
 
     def wait(self, task_id: str, timeout: float | None = None) -> TaskInfo:
         """Wait until the task ends or ``timeout`` seconds pass; the task as it is then.
@@ -116,14 +116,14 @@ class _Tasks:
         left = _WAIT_SLICE_S if deadline is None else max(deadline - self.clock(), 0.0)
         slice_s = min(left, _WAIT_SLICE_S)
         margin = self.http.timeout[1] if deadline is None else min(self.http.timeout[1], 5.0)
-        body = self.http.json(
+        return self.http.parse(
+            TaskInfo,
             "GET",
             f"/v1/tasks/{_id(task_id)}",
             params={"wait": round(slice_s, 3)} if slice_s > 0 else None,
             timeout=(self.http.timeout[0], slice_s + margin),
             safe=deadline is None,  # with a deadline, this loop retries instead
         )
-        return TaskInfo.model_validate(body)
 
     def result(self, task_id: str, timeout: float | None = None) -> TaskInfo:
         """Wait for the task and return it when it succeeded.
@@ -157,7 +157,7 @@ class _Tasks:
 
     def cancel(self, task_id: str) -> TaskInfo:
         """Cancel the task (a no-op on a finished one); the task as it is afterwards."""
-        return TaskInfo.model_validate(self.http.json("DELETE", f"/v1/tasks/{_id(task_id)}"))
+        return self.http.parse(TaskInfo, "DELETE", f"/v1/tasks/{_id(task_id)}")
 
     def health(self) -> dict[str, Any]:
         """The health document (``status`` and the checks); a 503 is an answer, not an error."""
@@ -227,16 +227,17 @@ class _Tasks:
     _model: type[TaskRequest] = TaskRequest
 
     def _submit(self, request: TaskRequest, wait: float = 0.0) -> TaskInfo:
-        body = request.model_dump(exclude_none=True)
-        data = self.http.json("POST", "/v1/tasks", json=body, safe=True, **self._waiting(wait))
-        return TaskInfo.model_validate(data)
+        body = request.model_dump_json(exclude_none=True).encode()
+        waiting = self._waiting(wait)
+        return self.http.parse(TaskInfo, "POST", "/v1/tasks", content=body, safe=True, **waiting)
 
     def _batch(self, requests: Sequence[TaskRequest], wait: float = 0.0) -> list[TaskInfo]:
-        tasks = [r.model_dump(exclude_none=True) for r in requests]
-        body = self.http.json(
-            "POST", "/v1/tasks:batch", json={"tasks": tasks}, safe=True, **self._waiting(wait)
+        tasks = b",".join(r.model_dump_json(exclude_none=True).encode() for r in requests)
+        body, waiting = b'{"tasks":[' + tasks + b"]}", self._waiting(wait)
+        answer = self.http.parse(
+            BatchResponse, "POST", "/v1/tasks:batch", content=body, safe=True, **waiting
         )
-        return BatchResponse.model_validate(body).tasks
+        return answer.tasks
 
     def _waiting(self, wait: float) -> dict[str, Any]:
         """Query and timeout of a request the server holds up to ``wait`` seconds."""
@@ -303,7 +304,7 @@ class AgentClient(_Tasks):
 
     def info(self) -> AgentInfo:
         """What the agent says about itself."""
-        return AgentInfo.model_validate(self.http.json("GET", "/v1/info"))
+        return self.http.parse(AgentInfo, "GET", "/v1/info")
 
 
 class Controller(_Tasks):
@@ -369,7 +370,7 @@ class Controller(_Tasks):
 
     def agent(self, name: str) -> AgentInfo:
         """One agent as the master knows it."""
-        return AgentInfo.model_validate(self.http.json("GET", f"/v1/agents/{_id(name)}"))
+        return self.http.parse(AgentInfo, "GET", f"/v1/agents/{_id(name)}")
 
     def agent_client(self, name: str) -> AgentClient:
         """A client talking to agent ``name`` directly, at the URL it registered."""
@@ -454,12 +455,15 @@ def _as_request(model: Any, task: Any) -> Any:
         request = task
     else:
         data = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+        data.setdefault("idempotency_key", None)
+        if data["idempotency_key"] is None:  # made here: no copy of the validated model after
+            data["idempotency_key"] = os.urandom(16).hex()
         try:
             request = model(**data)
         except ValueError as exc:
             raise ClientError(f"bad task: {_first_error(exc)}") from None
     if request.idempotency_key is None:  # a key makes the submission safe to retry
-        request = request.model_copy(update={"idempotency_key": uuid.uuid4().hex})
+        request = request.model_copy(update={"idempotency_key": os.urandom(16).hex()})
     return request
 
 

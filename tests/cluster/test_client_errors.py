@@ -27,12 +27,13 @@ def stalled_port() -> Iterator[int]:
 
 class _Script(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # no 40 ms Nagle + delayed-ACK stall
-    answers: ClassVar[list[tuple[int, dict[str, object]]]] = []
+    answers: ClassVar[list[tuple[int, object]]] = []
     seen: ClassVar[list[str]] = []
+    bodies: ClassVar[list[tuple[str, bytes]]] = []
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)
+        self.bodies.append((self.headers.get("content-type", ""), self.rfile.read(length)))
         self.seen.append(f"{self.command} {self.path}")
         status, body = self.answers.pop(0) if self.answers else (200, {})
         data = json.dumps(body).encode()
@@ -50,7 +51,7 @@ class _Script(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def scripted() -> Iterator[tuple[str, type[_Script]]]:
-    handler = type("Handler", (_Script,), {"answers": [], "seen": []})
+    handler = type("Handler", (_Script,), {"answers": [], "seen": [], "bodies": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -113,6 +114,33 @@ def test_submit_always_carries_a_key_and_is_retried(scripted: tuple[str, type[_S
     handler.answers += [(503, {"error": {"code": "busy", "message": "busy"}}), (202, _task())]
     info = AgentClient(url, "tok").submit("shell", "true")
     assert info.id == "t1" and handler.seen == ["POST /v1/tasks"] * 2
+
+
+def test_a_submission_is_json_with_its_fields(scripted: tuple[str, type[_Script]]) -> None:
+    url, handler = scripted
+    handler.answers += [(202, _task("queued")), (200, {"tasks": [_task(), _task()]})]
+    client = AgentClient(url, "tok")
+    client.submit("shell", "echo hi", env={"A": "1"}, idempotency_key="k1")
+    done = client.run_batch([{"kind": "lua", "source": "return 1"}] * 2, timeout=5)
+    assert [t.state for t in done] == ["succeeded"] * 2
+    (kind, one), (_, batch) = handler.bodies
+    assert kind == "application/json"
+    sent = {"kind": "shell", "source": "echo hi", "args": [], "env": {"A": "1"},
+            "timeout_s": 60.0, "priority": 0, "idempotency_key": "k1"}  # fmt: skip
+    assert json.loads(one) == sent
+    keys = [t["idempotency_key"] for t in json.loads(batch)["tasks"]]
+    assert len(set(keys)) == 2 and all(len(k) == 32 for k in keys)
+
+
+def test_an_answer_that_is_no_task_is_a_clear_error(scripted: tuple[str, type[_Script]]) -> None:
+    url, handler = scripted
+    handler.answers += [(200, {"hello": 1}), (200, ["a"])]
+    client = AgentClient(url, "tok", name="a1")
+    with pytest.raises(ClientError, match=r"GET /v1/tasks/t1 answered 200 with a body that is "
+                       r"not a TaskInfo \(id: Field required\)"):  # fmt: skip
+        client.task("t1")
+    with pytest.raises(ClientError, match="not a TaskInfo"):
+        client.task("t1")
 
 
 def test_post_without_key_is_sent_once(scripted: tuple[str, type[_Script]]) -> None:
