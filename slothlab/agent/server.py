@@ -58,6 +58,7 @@ def _server(app: Any) -> Any:
         lifespan="off",
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # nothing here reads the client's address: no X-Forwarded-* pass
         timeout_graceful_shutdown=3,
         timeout_keep_alive=30,
     )

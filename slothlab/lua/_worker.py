@@ -26,6 +26,7 @@ _MAX_REPLY = 64 << 20  # bytes of one reply
 _MAX_SERIES = 10_000  # custom metric series handed back per task
 _MAX_WINDOW = 256  # observations per histogram series handed back (for quantiles)
 _MAX_REUSE = 1000  # tasks run in one Lua state before a new one replaces it
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps makes one a call
 _MAX_HEAP = 16 << 20  # bytes a Lua state may keep between tasks before a new one replaces it
 
 
@@ -247,7 +248,7 @@ def _run(
 
 
 def _write(out: BinaryIO, reply: dict[str, Any]) -> None:
-    data = json.dumps(reply, separators=(",", ":")).encode()
+    data = _COMPACT.encode(reply).encode()
     if len(data) > _MAX_REPLY:
         error = LuaError(f"task result too large to send back ({len(data):,} bytes)")
         data = json.dumps(_error_reply(error, _Capture())).encode()

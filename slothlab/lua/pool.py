@@ -69,6 +69,8 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 OutputSink = Callable[[str, str], None]
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps makes one a call
+
 
 # -- wire format ------------------------------------------------------------------------------
 
@@ -487,9 +489,7 @@ class WorkerPool:
             "capabilities": dict(capabilities or {}),
             "context": dict(context or {}),
         }
-        line = (
-            json.dumps(request, separators=(",", ":")).encode() + b"\n"
-        )  # refused here, if at all
+        line = _COMPACT.encode(request).encode() + b"\n"  # refused here, if at all
         return _Task(name, line, limit, output or self.output)
 
     def close(self) -> None:
