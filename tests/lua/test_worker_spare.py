@@ -111,13 +111,13 @@ def test_the_random_generator_is_seeded_afresh_for_each_task(pool: WorkerPool) -
     assert first[0] not in after and len(set(after)) == 3  # not the sequence task 1 chose
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """handle() sets RLIMIT_CPU on its process: not on the test runner's."""
+    """handle() and _Spare.make() set RLIMIT_CPU on their process: not on the test runner's
+    (every test here; the pools' workers are processes of their own)."""
     monkeypatch.setattr(_worker, "_set_cpu_limit", lambda seconds: None)
 
 
-@pytest.mark.usefixtures("in_process")
 def test_custom_metrics_are_handed_back_once_per_task() -> None:
     code = "metrics.counter('jobs_total', 1) return 1"
     request = {"code": code, "cpu_s": 5, "timeout_s": 5.0, "max_memory_mb": 64,
@@ -134,7 +134,6 @@ def test_custom_metrics_are_handed_back_once_per_task() -> None:
     assert spare.uses == 3  # one Lua state served all three
 
 
-@pytest.mark.usefixtures("in_process")
 def test_a_state_is_replaced_after_a_task_that_broke_and_after_max_reuse(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
