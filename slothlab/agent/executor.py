@@ -1,8 +1,10 @@
 """The agent's executor: a priority queue, a concurrency limit, resource limits, cancel.
 
 Submitted tasks wait in a heap (higher ``priority`` first, first come first served within one);
-up to ``capacity`` run at once, each in a thread of its own: shell tasks through
-:class:`~slothlab.agent.shell.ShellRun`, Lua tasks on a :class:`~slothlab.agent.lua.LuaRunner`.
+up to ``capacity`` run at once: shell tasks through :class:`~slothlab.agent.shell.ShellRun`, Lua
+tasks on a :class:`~slothlab.agent.lua.LuaRunner`, each in a thread of its own or, with an event
+loop attached (:meth:`Executor.attach_loop`), followed from that loop when a warm Lua worker or a
+spare shell (and no working directory) is ready.
 Scheduling happens under one lock, synchronously on every submit, finish, cancel and
 :meth:`Executor.poke`, so the state after a call is known (tests need no sleeps). A ticker thread
 pokes every ``tick_s`` to re-read the resource limits and forget old results.
@@ -290,7 +292,8 @@ class Executor:
     # -- the event loop ---------------------------------------------------------------------------
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run Lua tasks from ``loop`` (the server's) when a warm worker is idle.
+        """Run Lua tasks (and shell tasks) from ``loop`` (the server's) when a warm worker (a
+        spare shell) is ready.
 
         The loop sends the request and reads the reply itself, so a Lua task needs no thread:
         each hand-off between threads is a wake-up (dearest on an idle machine), and a task
@@ -348,15 +351,25 @@ class Executor:
         if record.cancel_requested:  # cancelled before it started: nothing is spent on it
             self._loop.call_soon(self._shell_done, record, None, None)
             return
+        if record.request.workdir is not None:  # checking it could hang the loop (a dead NFS)
+            self._threads.submit(self._run, record)
+            return
         try:
             run = self._shell_run(record, fork=False)
         except (OSError, ValueError) as exc:  # reported from the loop: the caller may hold the lock
-            self._loop.call_soon(self._shell_done, record, None, exc)
+            self._loop.call_soon(self._shell_done, record, None, _StartError(exc))
             return
         if run is None:
             self._threads.submit(self._run, record)
             return
-        run.start_async(self._loop, lambda outcome, error: self._shell_done(record, outcome, error))
+        try:
+            run.start_async(
+                self._loop, lambda outcome, error: self._shell_done(record, outcome, error)
+            )
+        except Exception as exc:  # e.g. no fd left for its pidfd: stop the shell, report it
+            run.abandon()
+            self._loop.call_soon(self._shell_done, record, None, exc)
+            return
         self._arm(record, run.terminate)
 
     def _shell_done(
@@ -368,8 +381,8 @@ class Executor:
         try:
             if outcome is not None:
                 self._record_outcome(record, outcome)
-            elif isinstance(error, OSError | ValueError):
-                record.finish("failed", self.clock(), error=_start_error(record, error))
+            elif isinstance(error, _StartError):
+                record.finish("failed", self.clock(), error=_start_error(record, error.cause))
             elif error is not None:  # a bug here must not leave the task running for ever
                 log.error("task %s failed inside the agent", record.id, exc_info=error)
                 message = f"agent error: {type(error).__name__}: {error}"
@@ -588,6 +601,14 @@ def _lua_output(record: TaskRecord) -> Callable[[str, str], None]:
 def _new_id() -> str:
     """A task id: 128 random bits as 32 hex digits (a quarter of ``uuid4().hex``'s cost)."""
     return os.urandom(16).hex()
+
+
+class _StartError(Exception):
+    """The shell could not start (``cause``), as opposed to an error while it ran."""
+
+    def __init__(self, cause: OSError | ValueError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def _start_error(record: TaskRecord, exc: OSError | ValueError) -> str:

@@ -2,8 +2,9 @@
 
 :class:`ShellRun` starts ``/bin/sh -c COMMAND 'arg'...`` in a new session (its own process
 group) with :func:`~slothlab.lua.modules.exec.minimal_env` plus the task's variables, and reads
-stdout, stderr and a pidfd in one ``select`` loop in the calling thread, so every chunk reaches
-the sink as it comes (the agent streams it over SSE). When the shell exits, what is left of its
+stdout, stderr and a pidfd in one ``select`` loop in the calling thread (:meth:`ShellRun.wait`)
+or from an event loop (:meth:`ShellRun.start_async`), so every chunk reaches the sink as it comes
+(the agent streams it over SSE). When the shell exits, what is left of its
 group is killed (a task's processes end with it) and the pipes are drained. The timeout kills the
 whole group; :meth:`ShellRun.terminate` sends SIGTERM and, ``kill_grace_s`` later, SIGKILL.
 
@@ -153,7 +154,8 @@ class ShellRun:
 
     Args:
         command: the shell command line.
-        sink: receives ``("stdout"|"stderr", bytes)`` from the thread that calls :meth:`wait`.
+        sink: receives ``("stdout"|"stderr", bytes)`` from the thread that calls :meth:`wait`
+            (or the loop that follows the run).
         workdir: the working directory (default: the current one).
         env: variables added to the minimal environment.
         timeout_s: kill the process group after this many seconds (None: never).
@@ -211,6 +213,7 @@ class ShellRun:
         self._cancelled = False
         self._lock = threading.Lock()
         self._follow: _Follow | None = None  # set while the run is followed from a loop
+        self._reaped = False
 
     @classmethod
     def in_spare(cls, command: str, sink: Sink, **options: Any) -> ShellRun | None:
@@ -238,17 +241,32 @@ class ShellRun:
         called there, or ``done(None, error)`` when the sink failed (the group is killed
         then). A task so followed needs no thread, so no hand-off between threads.
         """
-        follow = _Follow(self, loop, done)
+        follow = _Follow(self, loop, done)  # raises (no fd for the pidfd, ...): see abandon()
         with self._lock:
             self._follow, kill_at = follow, self._kill_at
         if kill_at is not None:  # cancelled before it was followed
             follow.kill_later(max(0.0, kill_at - self._monotonic()))
 
+    def abandon(self) -> None:
+        """Stop a run nobody will follow (:meth:`start_async` failed): kill its group, reap the
+        shell, close its pipes. Blocks only until the SIGKILL took effect."""
+        _signal_group(self.pid, signal.SIGKILL)
+        self._mark_reaped()
+        self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def _mark_reaped(self) -> None:
+        """From now on the pid is not ours to signal (called just before the reap)."""
+        with self._lock:
+            self._reaped = True
+
     def terminate(self) -> None:
         """Cancel: SIGTERM to the group now, SIGKILL ``kill_grace_s`` later (from :meth:`wait`,
         or the loop that follows the run). Callable from any thread."""
         with self._lock:
-            if self._cancelled:
+            if self._cancelled or self._reaped:  # reaped: its pid may be another's by now
                 return
             self._cancelled = True
             self._kill_at = self._monotonic() + self.kill_grace_s
@@ -280,6 +298,7 @@ class ShellRun:
             raise
         finally:
             os.close(pidfd)
+            self._mark_reaped()
             code = self.proc.wait()
             self.proc.stdout.close()
             self.proc.stderr.close()
@@ -336,9 +355,15 @@ class _Follow:
         self.pidfd = os.pidfd_open(run.pid)
         self.timed_out = self.exited = self.over = False
         self.timers: list[asyncio.TimerHandle] = []
-        for fd in self.fds:
-            loop.add_reader(fd, self._readable, fd)
-        loop.add_reader(self.pidfd, self._exited)
+        try:
+            for fd in self.fds:
+                loop.add_reader(fd, self._readable, fd)
+            loop.add_reader(self.pidfd, self._exited)
+        except BaseException:
+            for fd in (*self.fds, self.pidfd):
+                loop.remove_reader(fd)
+            os.close(self.pidfd)
+            raise
         if run._deadline is not None:
             left = max(0.0, run._deadline - run._monotonic())
             self.timers.append(loop.call_later(left, self._timeout))
@@ -401,18 +426,23 @@ class _Follow:
         if not self.exited:
             self.loop.remove_reader(self.pidfd)
         try:
-            if error is not None:
-                self.done(None, error)
-            else:
-                code = _exit_status(self.pidfd)
-                cancelled = self.run._cancelled
-                self.done(ShellOutcome(code, timed_out=self.timed_out, cancelled=cancelled), None)
+            outcome = None
+            if error is None:
+                try:
+                    code = _exit_status(self.pidfd)
+                except OSError as exc:
+                    error = exc
+                else:
+                    cancelled = self.run._cancelled
+                    outcome = ShellOutcome(code, timed_out=self.timed_out, cancelled=cancelled)
+            self.done(outcome, error)
         finally:  # scheduled after what done() woke
             self.loop.call_soon(self._reap)
 
     def _reap(self) -> None:
         _signal_group(self.run.pid, signal.SIGKILL)
         os.close(self.pidfd)
+        self.run._mark_reaped()
         proc = self.run.proc
         proc.wait()  # it exited (or was just killed): reaping does not wait long
         assert proc.stdout is not None and proc.stderr is not None

@@ -254,3 +254,53 @@ def _running(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is gone but not reaped
     except FileNotFoundError:
         return False
+
+
+def test_a_shell_the_loop_cannot_follow_fails_its_task_and_frees_its_slot(
+    attached: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from slothlab.agent import shell as shell_module
+
+    assert attached.spares.fill(wait_s=30) == attached.spares.size
+    started: list[int] = []
+
+    def no_fd_left(pid: int) -> int:
+        started.append(pid)
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(shell_module.os, "pidfd_open", no_fd_left)
+    record = attached.submit(shell("sleep 300"))
+    assert record.wait(30) and record.info().state == "failed"
+    error = record.info().error or ""
+    assert "agent error" in error and "open files" in error
+    assert started and not _running(started[0])  # the shell was killed and reaped
+    wait_until(lambda: attached.counts()["running"] == 0, what="its capacity back")
+
+
+def test_pipes_held_by_an_escaped_process_are_read_a_while_then_left(
+    attached: Executor, loop: asyncio.AbstractEventLoop, tmp_path: Any
+) -> None:
+    import os
+
+    assert attached.spares.fill(wait_s=30) == attached.spares.size
+    seen = finishing_threads(attached)
+    # setsid: out of the task's process group, so the group kill misses it; it holds stdout.
+    # The shell exits only once the escaped one is out of the group (it wrote the flag).
+    flag = tmp_path / "escaped"
+    command = (
+        f"setsid sh -c 'echo $$ > {flag}; exec sleep 300' & "
+        f"while [ ! -s {flag} ]; do :; done; echo started"
+    )
+    record = attached.submit(shell(command))
+    try:
+        assert record.wait(30) and record.info().state == "succeeded"
+        assert record.info().stdout == "started\n"
+        assert record.info().finished_at is not None and record.info().started_at is not None
+        assert record.info().finished_at - record.info().started_at >= 0.9  # the 1 s drain
+        wait_until(lambda: len(seen) == 1, what="the listener")
+        assert seen == [loop_thread(loop)]
+    finally:
+        if flag.exists() and flag.read_text().strip():
+            os.kill(int(flag.read_text()), 9)  # the escaped sleep (exec kept the shell's pid)
