@@ -317,12 +317,12 @@ class _AsyncExchange:
     ) -> None:
         with self.lock:
             self.over = True
-        if reply is not None and reply.get("retire"):  # before another task can take the slot
-            self.pool._drop(self.slot, kill=False)
-        self.pool._idle.put(self.slot)
         if self.settled:
             return
         self.settled = True
+        if reply is not None and reply.get("retire"):  # before another task can take the slot
+            self.pool._drop(self.slot, kill=False)
+        self.pool._idle.put(self.slot)
         try:
             if error is not None:
                 raise error
