@@ -33,7 +33,6 @@ DEFAULT_TIMEOUT = (3.05, 30.0)
 """Seconds to connect and to wait for an answer (a bit over 3 s: a lost SYN is resent at 3 s)."""
 
 _RETRY_STATUS = frozenset({502, 503, 504})
-_JSON_HEADERS = {"Content-Type": "application/json"}
 _Model = TypeVar("_Model", bound=pydantic.BaseModel)
 _STATUS_MESSAGE = {
     401: "the token was refused",
@@ -107,7 +106,6 @@ class Transport:
         path: str,
         *,
         json: Any = None,
-        content: bytes | None = None,
         params: dict[str, Any] | None = None,
         timeout: tuple[float, float] | None = None,
         safe: bool | None = None,
@@ -115,9 +113,6 @@ class Transport:
         ok_status: Iterable[int] = (),
     ) -> requests.Response:
         """Send one request; retry it only when ``safe`` (default: GET and DELETE).
-
-        The body is ``json`` (encoded here) or ``content``, JSON already encoded (as a
-        model's ``model_dump_json`` writes it, quicker than ``json.dumps``).
 
         Raises:
             AgentUnreachableError: no answer (refused, reset, timed out) after the tries.
@@ -131,17 +126,10 @@ class Transport:
         if params:  # encoded here: cheaper than requests' own handling of params
             kept = {k: v for k, v in params.items() if v is not None}  # as requests drops them
             target += ("&" if "?" in path else "?") + urlencode(kept, doseq=True)
-        headers = _JSON_HEADERS if content is not None else None
         for attempt in range(1, tries + 1):
             try:
                 response = self.session.request(
-                    method,
-                    target,
-                    json=json,
-                    data=content,
-                    headers=headers,
-                    timeout=limits,
-                    stream=stream,
+                    method, target, json=json, timeout=limits, stream=stream
                 )
             except requests.RequestException as exc:
                 if attempt >= tries:

@@ -227,15 +227,15 @@ class _Tasks:
     _model: type[TaskRequest] = TaskRequest
 
     def _submit(self, request: TaskRequest, wait: float = 0.0) -> TaskInfo:
-        body = request.model_dump_json(exclude_none=True).encode()
-        waiting = self._waiting(wait)
-        return self.http.parse(TaskInfo, "POST", "/v1/tasks", content=body, safe=True, **waiting)
+        body = request.model_dump(exclude_none=True)  # json.dumps: file names with surrogates
+        waiting = self._waiting(wait)  # (os.fsdecode) go as escapes, NaN and bytes are refused
+        return self.http.parse(TaskInfo, "POST", "/v1/tasks", json=body, safe=True, **waiting)
 
     def _batch(self, requests: Sequence[TaskRequest], wait: float = 0.0) -> list[TaskInfo]:
-        tasks = b",".join(r.model_dump_json(exclude_none=True).encode() for r in requests)
-        body, waiting = b'{"tasks":[' + tasks + b"]}", self._waiting(wait)
+        body = {"tasks": [r.model_dump(exclude_none=True) for r in requests]}
+        waiting = self._waiting(wait)
         answer = self.http.parse(
-            BatchResponse, "POST", "/v1/tasks:batch", content=body, safe=True, **waiting
+            BatchResponse, "POST", "/v1/tasks:batch", json=body, safe=True, **waiting
         )
         return answer.tasks
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -120,12 +121,13 @@ def test_a_submission_is_json_with_its_fields(scripted: tuple[str, type[_Script]
     url, handler = scripted
     handler.answers += [(202, _task("queued")), (200, {"tasks": [_task(), _task()]})]
     client = AgentClient(url, "tok")
-    client.submit("shell", "echo hi", env={"A": "1"}, idempotency_key="k1")
+    name = os.fsdecode(b"\xff.txt")  # a file name that is no UTF-8: a surrogate escape
+    client.submit("shell", "echo hi", args=[name], env={"A": "1"}, idempotency_key="k1")
     done = client.run_batch([{"kind": "lua", "source": "return 1"}] * 2, timeout=5)
     assert [t.state for t in done] == ["succeeded"] * 2
     (kind, one), (_, batch) = handler.bodies
     assert kind == "application/json"
-    sent = {"kind": "shell", "source": "echo hi", "args": [], "env": {"A": "1"},
+    sent = {"kind": "shell", "source": "echo hi", "args": [name], "env": {"A": "1"},
             "timeout_s": 60.0, "priority": 0, "idempotency_key": "k1"}  # fmt: skip
     assert json.loads(one) == sent
     keys = [t["idempotency_key"] for t in json.loads(batch)["tasks"]]
