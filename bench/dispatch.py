@@ -11,7 +11,8 @@ Prints one JSON document, every number measured in this run. A local cluster
   block of rounds; within a round the raw POST (``raw_post``, that block's floor) and the
   kind's probes are timed in turn, so a ratio compares the same moments. Separate blocks keep
   one kind's after-work (a shell task's spare shell is refilled once the agent is quiet) off
-  the other kind's probes;
+  the other kind's probes, and the shell block waits 20 ms between rounds so that refill is
+  over before the next round's probes (its raw floor included);
 * ``throughput_per_s``: tasks per second for ``--serial-tasks`` tasks run one by one with
   ``run()`` from 4 client threads, and ``--tasks`` tasks (2,000 by default) in batches of
   ``--batch`` with ``run_batch()`` (``POST /v1/tasks:batch?wait=``) from 2 client threads,
@@ -227,10 +228,14 @@ def raw_server() -> Iterator[dict[str, Callable[[], Any]]]:
         proc.wait(timeout=10)
 
 
-def latencies(probes: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
-    """Time each probe once per round, in turn, so every one sees the same machine load."""
+def latencies(
+    probes: dict[str, Callable[[], Any]], rounds: int, settle_s: float = 0.0
+) -> dict[str, dict[str, float]]:
+    """Time each probe once per round, in turn, so every one sees the same machine load; wait
+    ``settle_s`` between rounds (the agent's after-work of a round then stays off the next)."""
     samples: dict[str, list[float]] = {name: [] for name in probes}
     for round_ in range(rounds + 10):
+        time.sleep(settle_s)
         for name, probe in probes.items():
             start = time.perf_counter()
             probe()
@@ -300,7 +305,10 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
                 probes["direct"] = run_probe(agent, kind)
                 probes["via_master"] = run_probe(master, kind, agent="agent-1")
                 probes["direct_submit_then_wait"] = two_request_probe(agent, kind)
-                measured[kind] = latencies(probes, args.rounds)
+                # a shell task's spare is refilled once the agent had 5 ms without a take (a
+                # fork, ~1 ms of CPU): 20 ms between rounds keep it off the next round's probes
+                settle = 0.02 if kind == "shell" else 0.0
+                measured[kind] = latencies(probes, args.rounds, settle)
             raw_rate = _rate(lambda _: raw_post(), args.serial_tasks, 4)
         doc: dict[str, Any] = {
             "raw_post": {
