@@ -12,7 +12,8 @@ Prints one JSON document, every number measured in this run. A local cluster
   kind's probes are timed in turn, so a ratio compares the same moments. Separate blocks keep
   one kind's after-work (a shell task's spare shell is refilled once the agent is quiet) off
   the other kind's probes, and the shell block waits 20 ms between rounds so that refill is
-  over before the next round's probes (its raw floor included);
+  over before the next round's probes (its raw floor included), then makes one untimed raw
+  POST (the first round trip after a pause pays for waking idle CPUs);
 * ``throughput_per_s``: tasks per second for ``--serial-tasks`` tasks run one by one with
   ``run()`` from 4 client threads, and ``--tasks`` tasks (2,000 by default) in batches of
   ``--batch`` with ``run_batch()`` (``POST /v1/tasks:batch?wait=``) from 2 client threads,
@@ -232,10 +233,15 @@ def latencies(
     probes: dict[str, Callable[[], Any]], rounds: int, settle_s: float = 0.0
 ) -> dict[str, dict[str, float]]:
     """Time each probe once per round, in turn, so every one sees the same machine load; wait
-    ``settle_s`` between rounds (the agent's after-work of a round then stays off the next)."""
+    ``settle_s`` between rounds (the agent's after-work of a round then stays off the next),
+    then make one untimed call of the first probe: after a pause the first round trip pays for
+    waking idle CPUs, which would otherwise land on whichever probe comes first."""
     samples: dict[str, list[float]] = {name: [] for name in probes}
+    first = next(iter(probes.values()))
     for round_ in range(rounds + 10):
-        time.sleep(settle_s)
+        if settle_s:
+            time.sleep(settle_s)
+            first()
         for name, probe in probes.items():
             start = time.perf_counter()
             probe()
