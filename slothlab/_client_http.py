@@ -131,6 +131,12 @@ class Transport:
                 response = self.session.request(
                     method, target, json=json, timeout=limits, stream=stream
                 )
+            except requests.exceptions.InvalidJSONError as exc:  # nothing was sent: no retry
+                raise ClientError(
+                    f"{self.server}: {method} {path}: the request cannot be sent as JSON "
+                    f"({_short(exc)}); leave out NaN and infinities",
+                    server=self.server,
+                ) from None
             except requests.RequestException as exc:
                 if attempt >= tries:
                     raise self._unreachable(method, path, exc, limits, attempt) from None

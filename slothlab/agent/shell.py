@@ -265,13 +265,13 @@ class ShellRun:
     def terminate(self) -> None:
         """Cancel: SIGTERM to the group now, SIGKILL ``kill_grace_s`` later (from :meth:`wait`,
         or the loop that follows the run). Callable from any thread."""
-        with self._lock:
+        with self._lock:  # the signal too: a reap (which takes the lock first) cannot come between
             if self._cancelled or self._reaped:  # reaped: its pid may be another's by now
                 return
             self._cancelled = True
             self._kill_at = self._monotonic() + self.kill_grace_s
             follow = self._follow
-        _signal_group(self.pid, signal.SIGTERM)
+            _signal_group(self.pid, signal.SIGTERM)
         if follow is not None:
             follow.kill_later(self.kill_grace_s)
 
@@ -279,7 +279,11 @@ class ShellRun:
         """Pump output until the shell exits (or is killed); then reap it."""
         assert self.proc.stdout is not None and self.proc.stderr is not None
         fds = {self.proc.stdout.fileno(): "stdout", self.proc.stderr.fileno(): "stderr"}
-        pidfd = os.pidfd_open(self.pid)
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except OSError:  # no fd left, ...: nobody would follow the shell; stop it
+            self.abandon()
+            raise
         timed_out = False
         try:
             exited = False

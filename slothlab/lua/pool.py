@@ -287,7 +287,12 @@ class _AsyncExchange:
         with self.lock:
             self.over = True
         if len(line) <= _LOOP_PARSE_MAX:
-            self._settle(reply=json.loads(line))
+            try:
+                reply = json.loads(line)
+            except ValueError as exc:
+                self._settle(error=LuaError(f"the worker's reply could not be read: {exc}"))
+                return
+            self._settle(reply=reply)
             return
         parsing = self.loop.run_in_executor(None, json.loads, line)  # not on the loop
         parsing.add_done_callback(self._parsed)

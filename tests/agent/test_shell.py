@@ -520,3 +520,19 @@ def test_a_hard_limit_below_the_asked_one_forks() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["50", "False", "20", "True"], done.stderr
+
+
+def test_a_shell_nobody_can_follow_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from slothlab.agent import shell as shell_module
+
+    def no_fd_left(pid: int) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    run = ShellRun("sleep 300", lambda stream, chunk: None, spares=ShellSpares(0))
+    monkeypatch.setattr(shell_module.os, "pidfd_open", no_fd_left)
+    with pytest.raises(OSError, match="open files"):
+        run.wait()
+    assert run.proc.returncode == -9  # killed and reaped, not left running
+    assert run.proc.stdout is not None and run.proc.stdout.closed

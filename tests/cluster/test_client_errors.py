@@ -134,6 +134,15 @@ def test_a_submission_is_json_with_its_fields(scripted: tuple[str, type[_Script]
     assert len(set(keys)) == 2 and all(len(k) == 32 for k in keys)
 
 
+def test_a_value_json_cannot_carry_is_refused_before_sending(
+    scripted: tuple[str, type[_Script]],
+) -> None:
+    url, handler = scripted
+    with pytest.raises(ClientError, match=r"cannot be sent as JSON .*NaN"):
+        AgentClient(url, "tok").submit("lua", "return ...", args=[float("nan")])
+    assert handler.seen == []  # not sent, not retried
+
+
 def test_an_answer_that_is_no_task_is_a_clear_error(scripted: tuple[str, type[_Script]]) -> None:
     url, handler = scripted
     handler.answers += [(200, {"hello": 1}), (200, ["a"])]
