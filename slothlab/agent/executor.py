@@ -357,7 +357,7 @@ class Executor:
         try:
             run = self._shell_run(record, fork=False)
         except (OSError, ValueError) as exc:  # reported from the loop: the caller may hold the lock
-            self._loop.call_soon(self._shell_done, record, None, _StartError(exc))
+            self._loop.call_soon(self._shell_failed, record, _start_error(record, exc))
             return
         if run is None:
             self._threads.submit(self._run, record)
@@ -381,16 +381,23 @@ class Executor:
         try:
             if outcome is not None:
                 self._record_outcome(record, outcome)
-            elif isinstance(error, _StartError):
-                record.finish("failed", self.clock(), error=_start_error(record, error.cause))
             elif error is not None:  # a bug here must not leave the task running for ever
-                log.error("task %s failed inside the agent", record.id, exc_info=error)
-                message = f"agent error: {type(error).__name__}: {error}"
-                record.finish("failed", self.clock(), error=message)
+                self._agent_error(record, error)
             else:
                 record.finish("cancelled", self.clock())
         finally:
             self._finished_soon(record)
+
+    def _shell_failed(self, record: TaskRecord, message: str) -> None:
+        try:
+            record.finish("failed", self.clock(), error=message)
+        finally:
+            self._finished_soon(record)
+
+    def _agent_error(self, record: TaskRecord, error: BaseException) -> None:
+        """Fail a task on a bug of the agent's (logged with its traceback)."""
+        log.error("task %s failed inside the agent", record.id, exc_info=error)
+        record.finish("failed", self.clock(), error=f"agent error: {type(error).__name__}: {error}")
 
     def _lua_done(
         self, record: TaskRecord, result: list[Any] | None, error: BaseException | None
@@ -403,9 +410,7 @@ class Executor:
             elif isinstance(error, LuaError | TypeError):
                 record.finish("failed", self.clock(), error=str(error))
             else:  # a bug here must not leave the task running for ever
-                log.error("task %s failed inside the agent", record.id, exc_info=error)
-                message = f"agent error: {type(error).__name__}: {error}"
-                record.finish("failed", self.clock(), error=message)
+                self._agent_error(record, error)
         finally:
             self._finished_soon(record)
 
@@ -428,8 +433,7 @@ class Executor:
             else:
                 self._run_lua(record)
         except Exception as exc:  # a bug here must not leave the task running for ever
-            log.exception("task %s failed inside the agent", record.id)
-            record.finish("failed", self.clock(), error=f"agent error: {type(exc).__name__}: {exc}")
+            self._agent_error(record, exc)
         finally:
             self._finished(record)
 
@@ -601,14 +605,6 @@ def _lua_output(record: TaskRecord) -> Callable[[str, str], None]:
 def _new_id() -> str:
     """A task id: 128 random bits as 32 hex digits (a quarter of ``uuid4().hex``'s cost)."""
     return os.urandom(16).hex()
-
-
-class _StartError(Exception):
-    """The shell could not start (``cause``), as opposed to an error while it ran."""
-
-    def __init__(self, cause: OSError | ValueError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 def _start_error(record: TaskRecord, exc: OSError | ValueError) -> str:

@@ -251,16 +251,18 @@ class ShellRun:
         """Stop a run nobody will follow (:meth:`start_async` failed): kill its group, reap the
         shell, close its pipes. Blocks only until the SIGKILL took effect."""
         _signal_group(self.pid, signal.SIGKILL)
-        self._mark_reaped()
-        self.proc.wait()
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        self._reap()
 
-    def _mark_reaped(self) -> None:
-        """From now on the pid is not ours to signal (called just before the reap)."""
+    def _reap(self) -> int:
+        """Reap the shell (it exited or was killed: no long wait) and close its pipes; from now
+        on its pid is not ours to signal. Its exit code."""
         with self._lock:
             self._reaped = True
+        code = self.proc.wait()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return code
 
     def terminate(self) -> None:
         """Cancel: SIGTERM to the group now, SIGKILL ``kill_grace_s`` later (from :meth:`wait`,
@@ -302,10 +304,7 @@ class ShellRun:
             raise
         finally:
             os.close(pidfd)
-            self._mark_reaped()
-            code = self.proc.wait()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
+            code = self._reap()
         return ShellOutcome(code, timed_out=timed_out, cancelled=self._cancelled)
 
     def _sleep_for(self) -> float:
@@ -446,12 +445,7 @@ class _Follow:
     def _reap(self) -> None:
         _signal_group(self.run.pid, signal.SIGKILL)
         os.close(self.pidfd)
-        self.run._mark_reaped()
-        proc = self.run.proc
-        proc.wait()  # it exited (or was just killed): reaping does not wait long
-        assert proc.stdout is not None and proc.stderr is not None
-        proc.stdout.close()
-        proc.stderr.close()
+        self.run._reap()
 
 
 def _exit_status(pidfd: int) -> int:

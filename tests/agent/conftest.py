@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -28,6 +29,14 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.01)  # polling with a deadline, not waiting for a state
+
+
+def gone(pid: int) -> bool:
+    """True when the process ended (a zombie counts: it ended, it is only not reaped yet)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def shell(source: str, **fields: Any) -> TaskRequest:

@@ -14,7 +14,7 @@ from slothlab.agent import Executor
 from slothlab.agent.lua import LuaRunner
 from slothlab.agent.tasks import TaskRecord
 
-from .conftest import lua, shell, wait_until
+from .conftest import gone, lua, shell, wait_until
 
 Make = Callable[..., Executor]
 
@@ -43,6 +43,13 @@ def attached(make_executor: Make, loop: asyncio.AbstractEventLoop) -> Executor:
     on_loop(loop, lambda: executor.attach_loop(loop))
     executor.start()
     return executor
+
+
+@pytest.fixture
+def with_spares(attached: Executor) -> list[int]:
+    """``attached`` with its spare shells ready; the threads its tasks finish on."""
+    assert attached.spares.fill(wait_s=30) == attached.spares.size
+    return finishing_threads(attached)
 
 
 def finishing_threads(executor: Executor) -> list[int]:
@@ -112,10 +119,9 @@ def test_a_worker_that_dies_mid_task_fails_only_that_task(
 
 
 def test_shell_tasks_in_spare_shells_run_on_the_loop(
-    attached: Executor, loop: asyncio.AbstractEventLoop
+    attached: Executor, loop: asyncio.AbstractEventLoop, with_spares: list[int]
 ) -> None:
-    assert attached.spares.fill(wait_s=30) == attached.spares.size
-    seen = finishing_threads(attached)
+    seen = with_spares
     record = attached.submit(shell("echo out; echo err >&2; exit 3"))
     assert record.wait(30)
     info = record.info()
@@ -129,10 +135,9 @@ def test_shell_tasks_in_spare_shells_run_on_the_loop(
 
 
 def test_shell_timeouts_and_cancels_on_the_loop(
-    attached: Executor, loop: asyncio.AbstractEventLoop
+    attached: Executor, loop: asyncio.AbstractEventLoop, with_spares: list[int]
 ) -> None:
-    assert attached.spares.fill(wait_s=30) == attached.spares.size
-    seen = finishing_threads(attached)
+    seen = with_spares
     slow = attached.submit(shell("sleep 30 & wait", timeout_s=0.5))
     assert slow.wait(30) and slow.info().state == "timeout"
     assert "killed" in (slow.info().error or "")
@@ -229,31 +234,22 @@ def test_large_requests_and_replies_still_work_on_the_loop_path(
 
 
 def test_a_shell_task_on_the_loop_takes_its_group_with_it(
-    attached: Executor, loop: asyncio.AbstractEventLoop
+    attached: Executor, loop: asyncio.AbstractEventLoop, with_spares: list[int]
 ) -> None:
-    assert attached.spares.fill(wait_s=30) == attached.spares.size
-    seen = finishing_threads(attached)
+    seen = with_spares
     # the background sleep closed its pipes: the task ends at once and the group kill follows
     quiet = attached.submit(shell("sleep 300 >/dev/null 2>&1 & echo $!"))
     assert quiet.wait(30) and quiet.info().state == "succeeded"
     pid = int(quiet.info().stdout)
-    wait_until(lambda: not _running(pid), what=f"the background sleep {pid} to be killed")
+    wait_until(lambda: gone(pid), what=f"the background sleep {pid} to be killed")
     wait_until(lambda: attached.spares.fill() == attached.spares.size, what="spares again")
     # this one holds the pipes open: the group is killed at the shell's exit, then they close
     holding = attached.submit(shell("sleep 300 & echo $!"))
     assert holding.wait(30) and holding.info().state == "succeeded"
     held = int(holding.info().stdout)
-    wait_until(lambda: not _running(held), what=f"the background sleep {held} to be killed")
+    wait_until(lambda: gone(held), what=f"the background sleep {held} to be killed")
     wait_until(lambda: len(seen) == 2, what="the listeners")
     assert set(seen) == {loop_thread(loop)}
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is gone but not reaped
-    except FileNotFoundError:
-        return False
 
 
 def test_a_shell_the_loop_cannot_follow_fails_its_task_and_frees_its_slot(
@@ -275,17 +271,16 @@ def test_a_shell_the_loop_cannot_follow_fails_its_task_and_frees_its_slot(
     assert record.wait(30) and record.info().state == "failed"
     error = record.info().error or ""
     assert "agent error" in error and "open files" in error
-    assert started and not _running(started[0])  # the shell was killed and reaped
+    assert started and gone(started[0])  # the shell was killed and reaped
     wait_until(lambda: attached.counts()["running"] == 0, what="its capacity back")
 
 
 def test_pipes_held_by_an_escaped_process_are_read_a_while_then_left(
-    attached: Executor, loop: asyncio.AbstractEventLoop, tmp_path: Any
+    attached: Executor, loop: asyncio.AbstractEventLoop, with_spares: list[int], tmp_path: Any
 ) -> None:
     import os
 
-    assert attached.spares.fill(wait_s=30) == attached.spares.size
-    seen = finishing_threads(attached)
+    seen = with_spares
     # setsid: out of the task's process group, so the group kill misses it; it holds stdout.
     # The shell exits only once the escaped one is out of the group (it wrote the flag).
     flag = tmp_path / "escaped"

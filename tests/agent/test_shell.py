@@ -31,7 +31,7 @@ from slothlab.agent.shell import (
 )
 from slothlab.protocol import TaskRequest
 
-from .conftest import wait_until
+from .conftest import gone, wait_until
 
 
 class Sink:
@@ -61,13 +61,6 @@ def start(command: str, sink: Sink, spares: ShellSpares, **options: Any) -> Shel
     run = ShellRun(command, sink, spares=spares, **options)
     assert run.from_spare == bool(spares.size)
     return run
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def children() -> set[int]:
