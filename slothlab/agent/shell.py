@@ -12,10 +12,11 @@ Forking the agent costs about as much as the rest of a no-op task, so :class:`Sh
 a shell or two started ahead (its own session, minimal environment, blocked reading a pipe). A
 task takes one and writes it a short script: ``ulimit -S`` for its limits, ``cd -P`` to its
 working directory, ``export`` of its environment and ``set --`` of its command, which the spare
-then runs with ``eval``; a thread starts the replacement. Whenever the spare could behave
-differently (no spare ready, a dead spare, a missing working directory, an environment variable
-that is no shell identifier or that the shell owns, a hard limit below the asked one, a script
-past 16 KiB) the task forks its shell as before. What differs on a spare: messages of the shell
+then runs with ``eval``; a thread starts the replacement once the task is over (at once when
+none is left). Whenever the spare could behave differently (no spare ready, a dead spare, a
+missing working directory, an environment variable that is no shell identifier or that the shell
+owns, a hard limit below the asked one, a script past 16 KiB) the task forks its shell as
+before. What differs on a spare: messages of the shell
 itself say ``eval:`` (``/bin/sh: 1: eval: nosuch: not found``), its command line reads
 ``/bin/sh -c . /dev/fd/0; ...``, and it started earlier: its umask, nice value, cgroup and hard
 limits are those of the agent then.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -193,10 +195,12 @@ class ShellRun:
         self._monotonic = monotonic
         full_env = minimal_env(env)
         script = _spare_script(command, full_env, workdir, limits)
-        proc = _start_in_spare(default_spares() if spares is None else spares, script)
+        pool = (default_spares() if spares is None else spares)._pool
+        proc = _start_in_spare(pool, script)
         if proc is None and not fork:
             raise _NeedsFork
         self.from_spare = proc is not None
+        self._pool = pool if self.from_spare else None  # told when the run is over
         self.proc = proc or subprocess.Popen(
             ["/bin/sh", "-c", command],
             cwd=workdir,
@@ -262,6 +266,8 @@ class ShellRun:
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self.proc.stdout.close()
         self.proc.stderr.close()
+        if self._pool is not None:
+            self._pool.kick()
         return code
 
     def terminate(self) -> None:
@@ -473,30 +479,45 @@ def _spare_script(
     ulimits = limits.ulimit_commands()
     if ulimits is None:
         return None
-    exports = []
-    for name, value in env.items():
-        if not _IDENTIFIER.match(name) or name in _SHELL_OWNED:
-            return None
-        exports.append(f"{name}={shlex.quote(value)}")
     try:
         # chdir() would fail (a clear OSError from Popen), or a relative path needs our cwd
         if workdir is not None and not (os.path.isdir(workdir) and os.access(workdir, os.X_OK)):
             return None
         where = os.path.join(os.getcwd(), workdir or "")
-    except OSError:
-        return None
+        # kept only for the environment every task without variables of its own shares
+        # (a task's own values, secrets maybe, are not kept past the task)
+        build = _spare_setup if env.keys() - _MINIMAL_KEYS else _shared_setup
+        setup = build(tuple(env.items()), where, tuple(ulimits))
+        if setup is None:
+            return None
+        script = setup + os.fsencode(f"set -- {shlex.quote(command)}\n")  # as Popen encodes argv
+    except (OSError, UnicodeEncodeError):
+        return None  # let Popen raise its own error
+    return script if len(script) <= _SPARE_MAX_SCRIPT else None
+
+
+def _spare_setup(
+    env: tuple[tuple[str, str], ...], where: str, ulimits: tuple[str, ...]
+) -> bytes | None:
+    """The part of a spare's script before its command (tasks mostly share it, so it is kept:
+    building it costs more than the rest of a no-op task's start); None where a spare could
+    differ from a forked shell. Raises UnicodeEncodeError where Popen would."""
+    exports = []
+    for name, value in env:
+        if not _IDENTIFIER.match(name) or name in _SHELL_OWNED:
+            return None
+        exports.append(f"{name}={shlex.quote(value)}")
     lines = [
         *ulimits,
         f"cd -P -- {shlex.quote(where)} || exit",
         "unset OLDPWD",  # cd exported it; a forked shell has none
         "export " + " ".join(exports),
-        f"set -- {shlex.quote(command)}",
     ]
-    try:
-        script = os.fsencode("\n".join(lines) + "\n")  # as Popen encodes argv and env
-    except UnicodeEncodeError:
-        return None  # let Popen raise its own error
-    return script if len(script) <= _SPARE_MAX_SCRIPT else None
+    return os.fsencode("\n".join(lines) + "\n")  # as Popen encodes argv and env
+
+
+_shared_setup = functools.lru_cache(maxsize=16)(_spare_setup)
+_MINIMAL_KEYS = frozenset(minimal_env())
 
 
 # dash reads the script from stdin (the pipe), then puts /dev/null there as
@@ -504,11 +525,18 @@ def _spare_script(
 _SPARE_SHELL = '. /dev/fd/0; exec 0<>/dev/null; [ "$#" = 1 ] || exit; eval "shift; $1"'
 
 
-def _start_in_spare(spares: ShellSpares, script: bytes | None) -> subprocess.Popen[bytes] | None:
+def _start_in_spare(pool: _Pool, script: bytes | None) -> subprocess.Popen[bytes] | None:
     if script is None:
         return None
-    spare = spares._take()
-    return None if spare is None else spare.start(script)
+    spare = pool.take()
+    if spare is None:
+        return None
+    proc = spare.start(script)
+    if proc is None:
+        pool.died()
+    elif pool.deaths:
+        pool.lived()
+    return proc
 
 
 class _Spare:
@@ -577,26 +605,44 @@ class _Pool:
         self.thread: threading.Thread | None = None
         self.pid = os.getpid()  # a forked child must not hand its parent's spares a second task
         self.last_take = float("-inf")
-        self.resting = False  # the refill thread waits for a take: wake it at the next one
+        self.resting = False  # the refill thread waits: a take or a task's end wakes it
 
     def take(self) -> _Spare | None:
+        """A spare, or None. A dead one is found when its script is handed over (its pipe is
+        broken: :meth:`died`), not here: a check per take costs a syscall. The refill thread
+        is woken when none is left; else :meth:`kick` wakes it once the task is over, so its
+        fork does not land on the task."""
         if not self.size or os.getpid() != self.pid:
             return None
         with self.cond:
             self.last_take = time.monotonic()
-            while self.idle:
+            if self.idle:
                 spare = self.idle.popleft()
-                if spare.proc.poll() is None:
-                    self.deaths = 0
-                    if self.resting or not self.idle or self.thread is None:
-                        self._wake()  # else it is waiting for quiet and reads last_take then
-                    return spare
-                self.deaths += 1
-                if self.deaths == _SPARE_DEATHS:
-                    log.warning("%d spare shells died unused; starting no more", self.deaths)
-                spare.discard()
+                if not self.idle or self.thread is None:
+                    self._wake()
+                return spare
             self._wake()
         return None
+
+    def kick(self) -> None:
+        """A task taken from the pool is over: let the refill thread top it up."""
+        with self.cond:
+            if self.resting and self._wanted():
+                self.cond.notify_all()
+
+    def lived(self) -> None:
+        """A spare ran its task: the count of deaths in a row starts again."""
+        with self.cond:
+            self.deaths = 0
+
+    def died(self) -> None:
+        """A spare was found dead when a task took it (it is discarded); many in a row stop
+        the pool."""
+        with self.cond:
+            self.deaths += 1
+            if self.deaths == _SPARE_DEATHS:
+                log.warning("%d spare shells died unused; starting no more", self.deaths)
+            self._wake()
 
     def fill(self, wait_s: float) -> int:
         if not self.size or os.getpid() != self.pid:
@@ -713,9 +759,6 @@ class ShellSpares:
     def close(self) -> None:
         """Stop the spares and the refill thread; later tasks fork their shells. Idempotent."""
         self._finalizer()
-
-    def _take(self) -> _Spare | None:
-        return self._pool.take()
 
 
 _default: ShellSpares | None = None

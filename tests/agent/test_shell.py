@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,29 @@ def test_spares_are_replaced_in_a_quiet_moment_or_at_once_when_none_is_left(
         second = ShellRun("true", Sink(), spares=with_spares)
         assert second.from_spare and second.wait().exit_code == 0
         wait_until(lambda: len(with_spares.pids) == 1, what="a spare started at once")
+    finally:
+        with_spares.close()
+
+
+def test_a_spare_is_replaced_once_its_task_is_over_while_another_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shell, "_QUIET_S", 0.0)  # no wait for quiet: only the task's end counts
+    gate = tmp_path / "gate"
+    with_spares = ShellSpares(2)
+    try:
+        assert with_spares.fill(wait_s=10) == 2
+        run = ShellRun(f"while [ ! -e {gate} ]; do sleep 0.01; done", Sink(), spares=with_spares)
+        assert run.from_spare
+        # the fork of a replacement would land on the running task: it waits for its end
+        # (watched for half a second; fill() would wake the refill itself)
+        until = time.monotonic() + 0.5
+        while time.monotonic() < until:
+            assert len(with_spares.pids) == 1
+            time.sleep(0.01)
+        gate.touch()
+        assert run.wait().exit_code == 0
+        wait_until(lambda: len(with_spares.pids) == 2, what="the replacement after the task")
     finally:
         with_spares.close()
 
