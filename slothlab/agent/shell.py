@@ -67,6 +67,7 @@ Sink = Callable[[str, bytes], None]
 
 _TICK_S = 0.2  # the longest the loop sleeps, so a cancel's SIGKILL escalation is on time
 _DRAIN_S = 1.0  # how long to read pipes held open by an escaped grandchild once the shell is gone
+_REAP_AFTER_S = 0.002  # a loop-followed shell is reaped this long after its task answered
 _SPARE_MAX_SCRIPT = 16 << 10  # fits an empty pipe, so handing a script over never waits
 _QUIET_S = 0.005  # how long no task took a spare before the next spare is started
 _SPARE_DEATHS = 5  # spares found dead in a row, after which a pool stops starting them
@@ -259,15 +260,18 @@ class ShellRun:
 
     def _reap(self) -> int:
         """Reap the shell (it exited or was killed: no long wait) and close its pipes; from now
-        on its pid is not ours to signal. Its exit code."""
+        on its pid is not ours to signal. Its exit code. Idempotent (a pool closing reaps the
+        runs whose reap a loop still holds)."""
         with self._lock:
+            if self._reaped:
+                return self.proc.returncode
             self._reaped = True
-        code = self.proc.wait()
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+            code = self.proc.wait()
+            assert self.proc.stdout is not None and self.proc.stderr is not None
+            self.proc.stdout.close()
+            self.proc.stderr.close()
         if self._pool is not None:
-            self._pool.kick()
+            self._pool.kick(self)
         return code
 
     def terminate(self) -> None:
@@ -422,9 +426,10 @@ class _Follow:
         self.timers.append(self.loop.call_later(_DRAIN_S, self._finish))
 
     def _finish(self, error: BaseException | None = None) -> None:
-        """Hand the outcome on; the group's leftovers are killed and the shell reaped on the
-        loop's next turn, after whoever waits for the task answered (until then the shell
-        is not reaped, so its pid, the group's id, is not reused)."""
+        """Hand the outcome on; the group's leftovers are killed on the loop's next turn, after
+        whoever waits for the task answered, and the shell is reaped ``_REAP_AFTER_S`` later
+        (the client reads its answer first; until the reap the shell's pid, the group's id,
+        is not reused)."""
         if self.over:
             return
         self.over = True
@@ -446,12 +451,16 @@ class _Follow:
                     outcome = ShellOutcome(code, timed_out=self.timed_out, cancelled=cancelled)
             self.done(outcome, error)
         finally:  # scheduled after what done() woke
-            self.loop.call_soon(self._reap)
+            self.loop.call_soon(self._end)
 
-    def _reap(self) -> None:
+    def _end(self) -> None:
         _signal_group(self.run.pid, signal.SIGKILL)
         os.close(self.pidfd)
-        self.run._reap()
+        run, pool = self.run, self.run._pool
+        if pool is None or not pool.hold(run):  # the pool closed: nobody reaps it later
+            run._reap()
+            return
+        self.loop.call_later(_REAP_AFTER_S, run._reap)
 
 
 def _exit_status(pidfd: int) -> int:
@@ -606,6 +615,7 @@ class _Pool:
         self.pid = os.getpid()  # a forked child must not hand its parent's spares a second task
         self.last_take = float("-inf")
         self.resting = False  # the refill thread waits: a take or a task's end wakes it
+        self.held: set[ShellRun] = set()  # exited shells a loop reaps soon (see hold())
 
     def take(self) -> _Spare | None:
         """A spare, or None. A dead one is found when its script is handed over (its pipe is
@@ -624,9 +634,19 @@ class _Pool:
             self._wake()
         return None
 
-    def kick(self) -> None:
-        """A task taken from the pool is over: let the refill thread top it up."""
+    def hold(self, run: ShellRun) -> bool:
+        """Keep ``run`` (its shell exited, its reap is pending) until its :meth:`kick` or the
+        pool's close, which reaps it; False when the pool is closed already."""
         with self.cond:
+            if self.closed:
+                return False
+            self.held.add(run)
+            return True
+
+    def kick(self, run: ShellRun) -> None:
+        """``run``, which took a spare, is over and reaped: let the refill thread top up."""
+        with self.cond:
+            self.held.discard(run)
             if self.resting and self._wanted():
                 self.cond.notify_all()
 
@@ -703,9 +723,12 @@ class _Pool:
             self.closed = True
             idle = list(self.idle)
             self.idle.clear()
+            held = list(self.held)
             self.cond.notify_all()
         for spare in idle:
             spare.discard()
+        for run in held:  # their loop may have stopped before the reap it had planned
+            run._reap()
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(10.0)  # it may be starting one spare more, which it then discards

@@ -6,6 +6,7 @@ each checks that it ran on the path it names.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import resource
@@ -553,3 +554,52 @@ def test_a_shell_nobody_can_follow_is_stopped(monkeypatch: pytest.MonkeyPatch) -
         run.wait()
     assert run.proc.returncode == -9  # killed and reaped, not left running
     assert run.proc.stdout is not None and run.proc.stdout.closed
+
+
+def test_a_loop_reaps_its_shell_after_the_answer_or_the_closing_pool_does() -> None:
+    with_spares = ShellSpares(1)
+    loop = asyncio.new_event_loop()
+    try:
+        assert with_spares.fill(wait_s=10) == 1
+        outcomes: asyncio.Future[ShellOutcome | None] = loop.create_future()
+        run = ShellRun.in_spare("exit 4", Sink(), spares=with_spares)
+        assert run is not None
+        run.start_async(loop, lambda outcome, error: outcomes.set_result(outcome))
+        outcome = loop.run_until_complete(outcomes)
+        assert outcome is not None and outcome.exit_code == 4
+        loop.run_until_complete(asyncio.sleep(0))  # the turn after the answer: group killed
+        # not reaped yet (the client reads its answer first): the pid is still ours
+        exited = os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        assert exited is not None and exited.si_status == 4
+        loop.close()  # the loop stops before the reap it planned: the pool's close does it
+        with_spares.close()
+        assert run.proc.returncode == 4 and not psutil.pid_exists(run.pid)
+        assert run.proc.stdout is not None and run.proc.stdout.closed
+    finally:
+        if not loop.is_closed():
+            loop.close()
+        with_spares.close()
+
+
+def test_a_loop_that_keeps_running_reaps_its_shell_soon() -> None:
+    with_spares = ShellSpares(1)
+    loop = asyncio.new_event_loop()
+    try:
+        assert with_spares.fill(wait_s=10) == 1
+        outcomes: asyncio.Future[ShellOutcome | None] = loop.create_future()
+        run = ShellRun.in_spare("true", Sink(), spares=with_spares)
+        assert run is not None
+        run.start_async(loop, lambda outcome, error: outcomes.set_result(outcome))
+        loop.run_until_complete(outcomes)
+
+        async def reaped() -> None:
+            deadline = time.monotonic() + 10
+            while run.proc.returncode is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+
+        loop.run_until_complete(reaped())
+        assert run.proc.returncode == 0 and not psutil.pid_exists(run.pid)
+        assert not with_spares._pool.held  # nothing left for the pool's close
+    finally:
+        loop.close()
+        with_spares.close()
