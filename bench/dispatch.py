@@ -23,6 +23,8 @@ Prints one JSON document, every number measured in this run. A local cluster
   trip (and its rate from 4 threads); ``with_sh_c_true_latency_ms`` is a POST to the same app
   whose handler runs ``sh -c true`` in a thread (output captured), the floor of a shell task
   doing the same work;
+* ``process_ceiling``: ``sh -c true`` started back to back by one dash loop per CPU, after
+  the cluster is down: the most shell tasks (a process each) this machine could run per second;
 * ``peers``: Ray, dask.distributed and ipyparallel on the same machine with 2 workers (the
   ``bench`` extra), each in its own process after the cluster is down: one no-op task's
   latency and ``--tasks`` no-op tasks at once (``--repeat`` times, the median counts); "not
@@ -31,7 +33,9 @@ Prints one JSON document, every number measured in this run. A local cluster
 
 ``goals`` holds the issue's targets: direct p50 latency within 1.5x of the raw round trip, and
 batched throughput at least 2x Ray's; for shell tasks ``ratio_same_work`` also compares with the
-baselines that run the same ``sh -c true`` (a no-op Python call does not start a process). The
+baselines that run the same ``sh -c true`` (a no-op Python call does not start a process), and
+``process_ceiling_over_ray`` says how far past Ray's no-op rate the process ceiling itself is
+(below 2: no process-per-task runner meets that goal on this machine). The
 machine's load average is recorded before and after: compare numbers only within one run. Both
 our client and the raw probe read proxy settings once (``trust_env`` off per request).
 
@@ -387,6 +391,21 @@ def peer(name: str, n: int, rounds: int, repeat: int, timeout_s: float) -> Any:
     return json.loads(lines[-1])
 
 
+def process_ceiling(n: int) -> dict[str, Any]:
+    """How many ``sh -c true`` processes this machine starts per second at best: one dash loop
+    per CPU, each starting them back to back (fork, exec, exit, wait; no Python, no pipes). No
+    runner that starts a process per task, as a shell task does, gets past it."""
+    loop = f"i=0; while [ $i -lt {n} ]; do /bin/sh -c true; i=$((i+1)); done"
+    cpus = os.cpu_count() or 1
+    start = time.perf_counter()
+    procs = [subprocess.Popen(["/bin/sh", "-c", loop]) for _ in range(cpus)]
+    codes = [proc.wait() for proc in procs]
+    elapsed = time.perf_counter() - start
+    if any(codes):
+        return {"error": f"the dash loops exited with {codes}"}
+    return {"sh_c_true_per_s": round(cpus * n / elapsed, 1), "loops": cpus, "each": n}
+
+
 def goals(doc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"direct_latency_within_1.5x_raw": {}, "batched_at_least_2x_ray": {}}
     for kind in ("shell", "lua"):
@@ -401,6 +420,10 @@ def goals(doc: dict[str, Any]) -> dict[str, Any]:
             if kind == "shell" and "shell" in ray:  # Ray tasks running the same sh -c true
                 same = round(ours_ / ray["shell"]["throughput_per_s"], 2)
                 out["batched_at_least_2x_ray"]["shell"]["ratio_same_work"] = same
+            ceiling = doc["process_ceiling"].get("sh_c_true_per_s")
+            if kind == "shell" and ceiling:  # the most any process-per-task runner could do
+                reach = round(ceiling / ray["throughput_per_s"], 2)
+                out["batched_at_least_2x_ray"]["shell"]["process_ceiling_over_ray"] = reach
         else:
             out["batched_at_least_2x_ray"][kind] = f"not measured: ray {ray}"
     same_work = doc["latency_ms"]["shell"]["direct_p50_over_raw_same_work"]
@@ -437,6 +460,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown peers {unknown}; choose from {sorted(PEERS)}")
     doc = ours(args)
+    doc["process_ceiling"] = process_ceiling(args.tasks)
     doc["peers"] = {
         n: peer(n, args.tasks, args.rounds, args.repeat, args.peer_timeout) for n in names
     }

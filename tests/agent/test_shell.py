@@ -322,15 +322,17 @@ def test_a_spare_is_replaced_once_its_task_is_over_while_another_is_left(
     try:
         assert with_spares.fill(wait_s=10) == 2
         run = ShellRun(f"while [ ! -e {gate} ]; do sleep 0.01; done", Sink(), spares=with_spares)
-        assert run.from_spare
-        # the fork of a replacement would land on the running task: it waits for its end
-        # (watched for half a second; fill() would wake the refill itself)
-        until = time.monotonic() + 0.5
-        while time.monotonic() < until:
-            assert len(with_spares.pids) == 1
-            time.sleep(0.01)
-        gate.touch()
-        assert run.wait().exit_code == 0
+        try:
+            assert run.from_spare
+            # the fork of a replacement would land on the running task: it waits for its end
+            # (watched for half a second; fill() would wake the refill itself)
+            until = time.monotonic() + 0.5
+            while time.monotonic() < until:
+                assert len(with_spares.pids) == 1
+                time.sleep(0.01)
+        finally:
+            gate.touch()  # the task ends whatever happened above
+            assert run.wait().exit_code == 0
         wait_until(lambda: len(with_spares.pids) == 2, what="the replacement after the task")
     finally:
         with_spares.close()
