@@ -106,7 +106,9 @@ async def hop(request: Request) -> JSONResponse:  # one round trip to a process 
         HOP.update(proc=proc, waiters=collections.deque())
         def readable() -> None:
             for _ in os.read(proc.stdout.fileno(), 65536):
-                HOP["waiters"].popleft().set_result(None)
+                waiter = HOP["waiters"].popleft()
+                if not waiter.done():  # its request was given up
+                    waiter.set_result(None)
         loop.add_reader(proc.stdout.fileno(), readable)
     done = loop.create_future()
     HOP["waiters"].append(done)
@@ -236,8 +238,10 @@ def _rate(fn: Callable[[int], Any], n: int, threads: int) -> float:
 
 @contextlib.contextmanager
 def raw_server() -> Iterator[dict[str, Callable[[], Any]]]:
-    """The raw baseline's server in its own process; yields its probes: ``raw`` (one POST)
-    and ``raw_shell`` (one POST whose handler runs ``sh -c true`` in a thread)."""
+    """The raw baseline's server in its own process; yields its probes: ``raw`` (one POST),
+    ``raw_shell`` (one POST whose handler runs ``sh -c true`` in a thread) and ``raw_hop`` (one
+    POST whose handler waits for an echo from a process kept waiting on a pipe). Each probe
+    raises on an error answer, so a failing route is never timed as a floor."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-c", RAW_APP, str(port)], start_new_session=True)
     try:
@@ -256,9 +260,9 @@ def raw_server() -> Iterator[dict[str, Callable[[], Any]]]:
         shell_url = url.replace("/v1/tasks", "/v1/shell")
         hop_url = url.replace("/v1/tasks", "/v1/hop")
         yield {
-            "raw": lambda: session.post(url, json=body, timeout=5),
-            "raw_shell": lambda: session.post(shell_url, json=body, timeout=5),
-            "raw_hop": lambda: session.post(hop_url, json=body, timeout=5),
+            "raw": lambda: session.post(url, json=body, timeout=5).raise_for_status(),
+            "raw_shell": lambda: session.post(shell_url, json=body, timeout=5).raise_for_status(),
+            "raw_hop": lambda: session.post(hop_url, json=body, timeout=5).raise_for_status(),
         }
     finally:
         proc.terminate()

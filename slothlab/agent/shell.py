@@ -255,24 +255,32 @@ class ShellRun:
     def abandon(self) -> None:
         """Stop a run nobody will follow (:meth:`start_async` failed): kill its group, reap the
         shell, close its pipes. Blocks only until the SIGKILL took effect."""
-        _signal_group(self.pid, signal.SIGKILL)
-        self._reap()
+        self._reap(kill_group=True)
 
-    def _reap(self) -> int:
-        """Reap the shell (it exited or was killed: no long wait) and close its pipes; from now
-        on its pid is not ours to signal. Its exit code. Idempotent (a pool closing reaps the
-        runs whose reap a loop still holds)."""
+    def _reap(self, *, kill_group: bool = False) -> int | None:
+        """Reap the shell (it exited or was killed: no long wait) and close its pipes, killing
+        what is left of its group first when asked; from now on its pid is not ours to signal.
+        Its exit code, or None when another caller reaps it (a pool closing reaps the runs
+        whose reap a loop still holds)."""
         with self._lock:
             if self._reaped:
-                return self.proc.returncode
+                return None
             self._reaped = True
-            code = self.proc.wait()
-            assert self.proc.stdout is not None and self.proc.stderr is not None
-            self.proc.stdout.close()
-            self.proc.stderr.close()
+            if kill_group:  # before the reap: until then its pid, the group's id, is ours
+                _signal_group(self.pid, signal.SIGKILL)
+        code = self.proc.wait()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
         if self._pool is not None:
             self._pool.kick(self)
         return code
+
+    def _kill_group(self) -> None:
+        """SIGKILL what is left of the group, unless the shell was reaped (its pid freed)."""
+        with self._lock:
+            if not self._reaped:
+                _signal_group(self.pid, signal.SIGKILL)
 
     def terminate(self) -> None:
         """Cancel: SIGTERM to the group now, SIGKILL ``kill_grace_s`` later (from :meth:`wait`,
@@ -315,6 +323,7 @@ class ShellRun:
         finally:
             os.close(pidfd)
             code = self._reap()
+        assert code is not None  # no pool holds a run followed here: nobody else reaps it
         return ShellOutcome(code, timed_out=timed_out, cancelled=self._cancelled)
 
     def _sleep_for(self) -> float:
@@ -366,7 +375,7 @@ class _Follow:
         self.run, self.loop, self.done = run, loop, done
         self.fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
         self.pidfd = os.pidfd_open(run.pid)
-        self.timed_out = self.exited = self.over = False
+        self.timed_out = self.exited = self.over = self.held = False
         self.timers: list[asyncio.TimerHandle] = []
         try:
             for fd in self.fds:
@@ -427,9 +436,10 @@ class _Follow:
 
     def _finish(self, error: BaseException | None = None) -> None:
         """Hand the outcome on; the group's leftovers are killed on the loop's next turn, after
-        whoever waits for the task answered, and the shell is reaped ``_REAP_AFTER_S`` later
-        (the client reads its answer first; until the reap the shell's pid, the group's id,
-        is not reused)."""
+        whoever waits for the task answered, and a spare's shell is reaped ``_REAP_AFTER_S``
+        later, so the client usually reads its answer first (a forked one at once; until the
+        reap the shell's pid, the group's id, is not reused). From here on the pool keeps the
+        run: if the loop stops before that, the pool's close kills the group and reaps."""
         if self.over:
             return
         self.over = True
@@ -439,8 +449,8 @@ class _Follow:
             self.loop.remove_reader(fd)
         if not self.exited:
             self.loop.remove_reader(self.pidfd)
+        outcome = None
         try:
-            outcome = None
             if error is None:
                 try:
                     code = _exit_status(self.pidfd)
@@ -449,18 +459,21 @@ class _Follow:
                 else:
                     cancelled = self.run._cancelled
                     outcome = ShellOutcome(code, timed_out=self.timed_out, cancelled=cancelled)
+        finally:
+            os.close(self.pidfd)  # the exit status was its last use
+            pool = self.run._pool
+            self.held = pool is not None and pool.hold(self.run)
+        try:
             self.done(outcome, error)
         finally:  # scheduled after what done() woke
             self.loop.call_soon(self._end)
 
     def _end(self) -> None:
-        _signal_group(self.run.pid, signal.SIGKILL)
-        os.close(self.pidfd)
-        run, pool = self.run, self.run._pool
-        if pool is None or not pool.hold(run):  # the pool closed: nobody reaps it later
-            run._reap()
+        if not self.held:  # no pool (a forked shell) or it closed: nobody reaps it later
+            self.run._reap(kill_group=True)
             return
-        self.loop.call_later(_REAP_AFTER_S, run._reap)
+        self.run._kill_group()
+        self.loop.call_later(_REAP_AFTER_S, self.run._reap)
 
 
 def _exit_status(pidfd: int) -> int:
@@ -495,7 +508,7 @@ def _spare_script(
         where = os.path.join(os.getcwd(), workdir or "")
         # kept only for the environment every task without variables of its own shares
         # (a task's own values, secrets maybe, are not kept past the task)
-        build = _spare_setup if env.keys() - _MINIMAL_KEYS else _shared_setup
+        build = _shared_setup if env == minimal_env() else _spare_setup
         setup = build(tuple(env.items()), where, tuple(ulimits))
         if setup is None:
             return None
@@ -526,7 +539,6 @@ def _spare_setup(
 
 
 _shared_setup = functools.lru_cache(maxsize=16)(_spare_setup)
-_MINIMAL_KEYS = frozenset(minimal_env())
 
 
 # dash reads the script from stdin (the pipe), then puts /dev/null there as
@@ -635,8 +647,8 @@ class _Pool:
         return None
 
     def hold(self, run: ShellRun) -> bool:
-        """Keep ``run`` (its shell exited, its reap is pending) until its :meth:`kick` or the
-        pool's close, which reaps it; False when the pool is closed already."""
+        """Keep ``run`` (its shell exited, a loop reaps it soon) until its :meth:`kick` or the
+        pool's close, which kills its group and reaps it; False when the pool is closed."""
         with self.cond:
             if self.closed:
                 return False
@@ -728,7 +740,7 @@ class _Pool:
         for spare in idle:
             spare.discard()
         for run in held:  # their loop may have stopped before the reap it had planned
-            run._reap()
+            run._reap(kill_group=True)
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(10.0)  # it may be starting one spare more, which it then discards

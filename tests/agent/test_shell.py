@@ -321,6 +321,8 @@ def test_a_spare_is_replaced_once_its_task_is_over_while_another_is_left(
     with_spares = ShellSpares(2)
     try:
         assert with_spares.fill(wait_s=10) == 2
+        # taken while the refill thread rests (not while it still loops after the last spare)
+        wait_until(lambda: with_spares._pool.resting, what="the refill thread to rest")
         run = ShellRun(f"while [ ! -e {gate} ]; do sleep 0.01; done", Sink(), spares=with_spares)
         try:
             assert run.from_spare
@@ -558,7 +560,10 @@ def test_a_shell_nobody_can_follow_is_stopped(monkeypatch: pytest.MonkeyPatch) -
     assert run.proc.stdout is not None and run.proc.stdout.closed
 
 
-def test_a_loop_reaps_its_shell_after_the_answer_or_the_closing_pool_does() -> None:
+def test_a_loop_reaps_its_shell_after_the_answer_or_the_closing_pool_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shell, "_REAP_AFTER_S", 60.0)  # the loop stops long before its reap
     with_spares = ShellSpares(1)
     loop = asyncio.new_event_loop()
     try:
@@ -569,7 +574,7 @@ def test_a_loop_reaps_its_shell_after_the_answer_or_the_closing_pool_does() -> N
         run.start_async(loop, lambda outcome, error: outcomes.set_result(outcome))
         outcome = loop.run_until_complete(outcomes)
         assert outcome is not None and outcome.exit_code == 4
-        loop.run_until_complete(asyncio.sleep(0))  # the turn after the answer: group killed
+        loop.run_until_complete(asyncio.sleep(0))  # the turn after the answer has run
         # not reaped yet (the client reads its answer first): the pid is still ours
         exited = os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         assert exited is not None and exited.si_status == 4
@@ -604,4 +609,23 @@ def test_a_loop_that_keeps_running_reaps_its_shell_soon() -> None:
         assert not with_spares._pool.held  # nothing left for the pool's close
     finally:
         loop.close()
+        with_spares.close()
+
+
+def test_only_the_shared_environment_s_script_is_kept() -> None:
+    shell._shared_setup.cache_clear()
+    with_spares = ShellSpares(2)
+    try:
+        assert with_spares.fill(wait_s=10) == 2
+        assert start("true", Sink(), with_spares).wait().exit_code == 0
+        assert shell._shared_setup.cache_info().currsize == 1
+        wait_until(lambda: with_spares.fill() == 2, what="the spares again")
+        for name, value in (("TOKEN", "s3cret"), ("HOME", "/s3cret-home")):
+            sink = Sink()
+            run = start(f"echo ${name}", sink, with_spares, env={name: value})
+            assert run.wait().exit_code == 0 and sink.text() == value + "\n"
+            wait_until(lambda: with_spares.fill() == 2, what="the spares again")
+        info = shell._shared_setup.cache_info()
+        assert info.currsize == 1 and info.misses == 1  # neither task's values went in
+    finally:
         with_spares.close()
