@@ -364,7 +364,9 @@ class Executor:
             return
         try:
             run.start_async(
-                self._loop, lambda outcome, error: self._shell_done(record, outcome, error)
+                self._loop,
+                lambda outcome, error: self._shell_done(record, outcome, error),
+                busy=lambda: bool(self._heap),  # read without the lock, as _finished_soon does
             )
         except Exception as exc:  # e.g. no fd left for its pidfd: stop the shell, report it
             run.abandon()

@@ -238,15 +238,19 @@ class ShellRun:
         self,
         loop: asyncio.AbstractEventLoop,
         done: Callable[[ShellOutcome | None, BaseException | None], None],
+        *,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         """Follow the run from ``loop`` instead of :meth:`wait` (call it on the loop's thread).
 
         The loop reads the output (to the sink, from the loop's thread), the exit (a pidfd)
         and keeps the timeout, as :meth:`wait` would; at the end ``done(outcome, None)`` is
         called there, or ``done(None, error)`` when the sink failed (the group is killed
-        then). A task so followed needs no thread, so no hand-off between threads.
+        then). A task so followed needs no thread, so no hand-off between threads. The shell
+        is reaped a moment after the answer, unless ``busy()`` says more work waits (then the
+        reap would only meet that work later).
         """
-        follow = _Follow(self, loop, done)  # raises (no fd for the pidfd, ...): see abandon()
+        follow = _Follow(self, loop, done, busy)  # raises (no fd for the pidfd...): see abandon()
         with self._lock:
             self._follow, kill_at = follow, self._kill_at
         if kill_at is not None:  # cancelled before it was followed
@@ -369,10 +373,11 @@ class _Follow:
         run: ShellRun,
         loop: asyncio.AbstractEventLoop,
         done: Callable[[ShellOutcome | None, BaseException | None], None],
+        busy: Callable[[], bool],
     ) -> None:
         proc = run.proc
         assert proc.stdout is not None and proc.stderr is not None
-        self.run, self.loop, self.done = run, loop, done
+        self.run, self.loop, self.done, self.busy = run, loop, done, busy
         self.fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
         self.pidfd = os.pidfd_open(run.pid)
         self.timed_out = self.exited = self.over = self.held = False
@@ -469,7 +474,8 @@ class _Follow:
             self.loop.call_soon(self._end)
 
     def _end(self) -> None:
-        if not self.held:  # no pool (a forked shell) or it closed: nobody reaps it later
+        # no pool (a forked shell) or it closed: nobody reaps it later; or work waits
+        if not self.held or self.busy():
             self.run._reap(kill_group=True)
             return
         self.run._kill_group()

@@ -629,3 +629,22 @@ def test_only_the_shared_environment_s_script_is_kept() -> None:
         assert info.currsize == 1 and info.misses == 1  # neither task's values went in
     finally:
         with_spares.close()
+
+
+def test_a_busy_loop_reaps_its_shell_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shell, "_REAP_AFTER_S", 60.0)  # only "busy" can make it prompt
+    with_spares = ShellSpares(1)
+    loop = asyncio.new_event_loop()
+    try:
+        assert with_spares.fill(wait_s=10) == 1
+        outcomes: asyncio.Future[ShellOutcome | None] = loop.create_future()
+        run = ShellRun.in_spare("true", Sink(), spares=with_spares)
+        assert run is not None
+        run.start_async(loop, lambda outcome, _: outcomes.set_result(outcome), busy=lambda: True)
+        loop.run_until_complete(outcomes)
+        loop.run_until_complete(asyncio.sleep(0))  # the turn after the answer has run
+        assert run.proc.returncode == 0 and not psutil.pid_exists(run.pid)
+        assert not with_spares._pool.held
+    finally:
+        loop.close()
+        with_spares.close()
