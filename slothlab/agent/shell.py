@@ -16,10 +16,9 @@ then runs with ``eval``; a thread starts the replacement once the task is over (
 none is left). Whenever the spare could behave differently (no spare ready, a dead spare, a
 missing working directory, an environment variable that is no shell identifier or that the shell
 owns, a hard limit below the asked one, a script past 16 KiB) the task forks its shell as
-before. What differs on a spare: messages of the shell
-itself say ``eval:`` (``/bin/sh: 1: eval: nosuch: not found``), its command line reads
-``/bin/sh -c . /dev/fd/0; ...``, and it started earlier: its umask, nice value, cgroup and hard
-limits are those of the agent then.
+before. What differs on a spare: messages of the shell itself say ``eval:`` (``/bin/sh: 1:
+eval: nosuch: not found``), its command line reads ``/bin/sh -c . /dev/fd/0; ...``, and it
+started earlier: its umask, nice value, cgroup and hard limits are those of the agent then.
 
 >>> chunks = []
 >>> run = ShellRun("echo out; echo err >&2; exit 3", lambda s, b: chunks.append((s, b)))
