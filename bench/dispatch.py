@@ -347,7 +347,7 @@ def ours(args: argparse.Namespace) -> dict[str, Any]:
             # refilled) must not land on the Lua probes, nor the Lua tasks' on the shell probes.
             # The direct probe shares its block only with the raw floors: the master's and the
             # agent's after-work of the other probes would land on the next round's raw POST
-            # and flatter the ratio (it did, by ~0.15x, before they had a block of their own).
+            # and flatter the ratio (in one run that floor read 2.54 ms there, 1.88 ms alone).
             for kind in NOOP:
                 # a shell task's spare is refilled once the task is over and the agent had 5 ms
                 # without a take (a fork, ~1 ms of CPU): 20 ms between rounds keep it off the
