@@ -560,56 +560,63 @@ def test_a_shell_nobody_can_follow_is_stopped(monkeypatch: pytest.MonkeyPatch) -
     assert run.proc.stdout is not None and run.proc.stdout.closed
 
 
-def test_a_loop_reaps_its_shell_after_the_answer_or_the_closing_pool_does(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(shell, "_REAP_AFTER_S", 60.0)  # the loop stops long before its reap
+@pytest.fixture
+def loop_and_spare() -> Iterator[tuple[asyncio.AbstractEventLoop, ShellSpares]]:
+    """A fresh event loop and one ready spare shell; both closed afterwards."""
     with_spares = ShellSpares(1)
     loop = asyncio.new_event_loop()
     try:
         assert with_spares.fill(wait_s=10) == 1
-        outcomes: asyncio.Future[ShellOutcome | None] = loop.create_future()
-        run = ShellRun.in_spare("exit 4", Sink(), spares=with_spares)
-        assert run is not None
-        run.start_async(loop, lambda outcome, error: outcomes.set_result(outcome))
-        outcome = loop.run_until_complete(outcomes)
-        assert outcome is not None and outcome.exit_code == 4
-        loop.run_until_complete(asyncio.sleep(0))  # the turn after the answer has run
-        # not reaped yet (the client reads its answer first): the pid is still ours
-        exited = os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        assert exited is not None and exited.si_status == 4
-        loop.close()  # the loop stops before the reap it planned: the pool's close does it
-        with_spares.close()
-        assert run.proc.returncode == 4 and not psutil.pid_exists(run.pid)
-        assert run.proc.stdout is not None and run.proc.stdout.closed
+        yield loop, with_spares
     finally:
         if not loop.is_closed():
             loop.close()
         with_spares.close()
 
 
-def test_a_loop_that_keeps_running_reaps_its_shell_soon() -> None:
-    with_spares = ShellSpares(1)
-    loop = asyncio.new_event_loop()
-    try:
-        assert with_spares.fill(wait_s=10) == 1
-        outcomes: asyncio.Future[ShellOutcome | None] = loop.create_future()
-        run = ShellRun.in_spare("true", Sink(), spares=with_spares)
-        assert run is not None
-        run.start_async(loop, lambda outcome, error: outcomes.set_result(outcome))
-        loop.run_until_complete(outcomes)
+def followed(
+    loop: asyncio.AbstractEventLoop, spares: ShellSpares, command: str, **options: Any
+) -> tuple[ShellRun, ShellOutcome | None]:
+    """``command`` in the spare, followed from ``loop`` until its outcome is handed on."""
+    outcomes: asyncio.Future[ShellOutcome | None] = loop.create_future()
+    run = ShellRun.in_spare(command, Sink(), spares=spares)
+    assert run is not None
+    run.start_async(loop, lambda outcome, _: outcomes.set_result(outcome), **options)
+    return run, loop.run_until_complete(outcomes)
 
-        async def reaped() -> None:
-            deadline = time.monotonic() + 10
-            while run.proc.returncode is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.001)
 
-        loop.run_until_complete(reaped())
-        assert run.proc.returncode == 0 and not psutil.pid_exists(run.pid)
-        assert not with_spares._pool.held  # nothing left for the pool's close
-    finally:
-        loop.close()
-        with_spares.close()
+def test_a_loop_reaps_its_shell_after_the_answer_or_the_closing_pool_does(
+    monkeypatch: pytest.MonkeyPatch,
+    loop_and_spare: tuple[asyncio.AbstractEventLoop, ShellSpares],
+) -> None:
+    monkeypatch.setattr(shell, "_REAP_AFTER_S", 60.0)  # the loop stops long before its reap
+    loop, with_spares = loop_and_spare
+    run, outcome = followed(loop, with_spares, "exit 4")
+    assert outcome is not None and outcome.exit_code == 4
+    loop.run_until_complete(asyncio.sleep(0))  # the turn after the answer has run
+    # not reaped yet (the client reads its answer first): the pid is still ours
+    exited = os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    assert exited is not None and exited.si_status == 4
+    loop.close()  # the loop stops before the reap it planned: the pool's close does it
+    with_spares.close()
+    assert run.proc.returncode == 4 and not psutil.pid_exists(run.pid)
+    assert run.proc.stdout is not None and run.proc.stdout.closed
+
+
+def test_a_loop_that_keeps_running_reaps_its_shell_soon(
+    loop_and_spare: tuple[asyncio.AbstractEventLoop, ShellSpares],
+) -> None:
+    loop, with_spares = loop_and_spare
+    run, _ = followed(loop, with_spares, "true")
+
+    async def reaped() -> None:
+        deadline = time.monotonic() + 10
+        while run.proc.returncode is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+
+    loop.run_until_complete(reaped())
+    assert run.proc.returncode == 0 and not psutil.pid_exists(run.pid)
+    assert not with_spares._pool.held  # nothing left for the pool's close
 
 
 def test_only_the_shared_environment_s_script_is_kept() -> None:
@@ -631,20 +638,13 @@ def test_only_the_shared_environment_s_script_is_kept() -> None:
         with_spares.close()
 
 
-def test_a_busy_loop_reaps_its_shell_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_busy_loop_reaps_its_shell_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+    loop_and_spare: tuple[asyncio.AbstractEventLoop, ShellSpares],
+) -> None:
     monkeypatch.setattr(shell, "_REAP_AFTER_S", 60.0)  # only "busy" can make it prompt
-    with_spares = ShellSpares(1)
-    loop = asyncio.new_event_loop()
-    try:
-        assert with_spares.fill(wait_s=10) == 1
-        outcomes: asyncio.Future[ShellOutcome | None] = loop.create_future()
-        run = ShellRun.in_spare("true", Sink(), spares=with_spares)
-        assert run is not None
-        run.start_async(loop, lambda outcome, _: outcomes.set_result(outcome), busy=lambda: True)
-        loop.run_until_complete(outcomes)
-        loop.run_until_complete(asyncio.sleep(0))  # the turn after the answer has run
-        assert run.proc.returncode == 0 and not psutil.pid_exists(run.pid)
-        assert not with_spares._pool.held
-    finally:
-        loop.close()
-        with_spares.close()
+    loop, with_spares = loop_and_spare
+    run, _ = followed(loop, with_spares, "true", busy=lambda: True)
+    loop.run_until_complete(asyncio.sleep(0))  # the turn after the answer has run
+    assert run.proc.returncode == 0 and not psutil.pid_exists(run.pid)
+    assert not with_spares._pool.held
